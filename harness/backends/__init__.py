@@ -1,0 +1,1 @@
+"""Detector backends; each module registers itself with `harness.registry.BACKENDS`."""

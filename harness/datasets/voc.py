@@ -1,0 +1,138 @@
+"""Pascal VOC reader: `voc:ROOT` with Annotations/, JPEGImages/, ImageSets/Main/*.txt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from xml.etree.ElementTree import ParseError
+
+import numpy as np
+from defusedxml import ElementTree
+from defusedxml.common import DefusedXmlException
+
+from harness.datasets.base import Dataset, FileImages, ImageSet
+from harness.datasets.validate import clean_box, inside, require_dir, require_file
+from harness.errors import DatasetError
+
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG")
+LAYOUT_HINT = ("A VOC root holds Annotations/*.xml, JPEGImages/ and "
+               "ImageSets/Main/{trainval,test}.txt.")
+
+
+def voc_classes(root: Path) -> tuple[str, ...]:
+    """The 20 VOC classes, or the names in ROOT/classes.txt (one a line) for a custom set."""
+    custom = root / "classes.txt"
+    if custom.is_file():
+        names = tuple(line.strip() for line in custom.read_text().splitlines() if line.strip())
+        if not names:
+            raise DatasetError(f"{custom} lists no class names")
+        return names
+    return VOC_CLASSES
+
+
+def _text(node, tag: str, where: str) -> str:
+    child = node.find(tag)
+    if child is None or child.text is None or not child.text.strip():
+        raise DatasetError(f"{where}: missing <{tag}>")
+    return child.text.strip()
+
+
+def _number(node, tag: str, where: str) -> float:
+    text = _text(node, tag, where)
+    try:
+        return float(text)
+    except ValueError:
+        raise DatasetError(f"{where}: <{tag}> is {text!r}, not a number") from None
+
+
+def _image_file(root: Path, stem: str, named: str | None, where: str) -> Path:
+    """The image an XML names; its extension may differ from `.jpg` (or from the XML)."""
+    folder = root / "JPEGImages"
+    if named:
+        path = inside(folder, named, where)
+        if path.is_file():
+            return path
+    for ext in IMAGE_EXTENSIONS:
+        path = inside(folder, stem + ext, where)
+        if path.is_file():
+            return path
+    raise DatasetError(f"{where}: no image for {stem!r} in {folder} (tried {named or stem}.jpg "
+                       "and other extensions)")
+
+
+def read_annotation(xml_path: Path, class_index: dict[str, int]):
+    """One XML -> (filename, width, height, boxes, labels, difficult).
+
+    VOC pixel coordinates are 1-based and inclusive; x1 and y1 are shifted by one to give
+    0-based xyxy boxes (the convention of torchvision's and mmdetection's VOC loaders).
+    """
+    where = str(xml_path)
+    try:
+        tree = ElementTree.parse(xml_path)
+    except ParseError as err:
+        line, col = err.position
+        raise DatasetError(f"{xml_path}: malformed XML at line {line} column {col}") from None
+    except DefusedXmlException as err:
+        raise DatasetError(f"{xml_path}: refused unsafe XML ({err})") from None
+    root = tree.getroot()
+    size = root.find("size")
+    if size is None:
+        raise DatasetError(f"{where}: missing <size>")
+    width, height = _number(size, "width", where), _number(size, "height", where)
+    if width <= 0 or height <= 0:
+        raise DatasetError(f"{where}: image size {width:g}x{height:g} is not positive")
+    filename = root.findtext("filename")
+    boxes, labels, difficult = [], [], []
+    for i, obj in enumerate(root.findall("object")):
+        at = f"{where}: object {i + 1}"
+        name = _text(obj, "name", at)
+        if name not in class_index:
+            raise DatasetError(f"{at}: unknown class {name!r}; known: {', '.join(class_index)}. "
+                               "For a custom class set put the names in ROOT/classes.txt.")
+        bnd = obj.find("bndbox")
+        if bnd is None:
+            raise DatasetError(f"{at}: missing <bndbox>")
+        x1, y1, x2, y2 = (_number(bnd, t, at) for t in ("xmin", "ymin", "xmax", "ymax"))
+        boxes.append(clean_box([x1 - 1, y1 - 1, x2, y2], width, height, at))
+        labels.append(class_index[name])
+        difficult.append(obj.findtext("difficult", "0").strip() == "1")
+    return filename, width, height, boxes, labels, difficult
+
+
+def read_voc_split(root: Path, image_set: str, classes: tuple[str, ...], split: str,
+                   id_base: int = 0) -> ImageSet:
+    """Images listed in ImageSets/Main/<image_set>.txt. `id_base` keeps ids unique when two
+    VOC years are joined (VOC07+12)."""
+    root = require_dir(Path(root), "VOC root", LAYOUT_HINT)
+    listing = require_file(root / "ImageSets" / "Main" / f"{image_set}.txt",
+                           f"VOC image set {image_set!r}", LAYOUT_HINT)
+    stems = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
+    index = {c: i for i, c in enumerate(classes)}
+    paths, widths, heights, boxes, labels, ignore = [], [], [], [], [], []
+    for stem in stems:
+        where = f"{listing}: {stem}"
+        xml = inside(root / "Annotations", stem + ".xml", where)
+        if not xml.is_file():
+            raise DatasetError(f"{where}: annotation {xml} is missing")
+        filename, w, h, b, lab, diff = read_annotation(xml, index)
+        paths.append(_image_file(root, stem, filename, str(xml)))
+        widths.append(w), heights.append(h), boxes.append(b), labels.append(lab)
+        ignore.append(diff)
+    return ImageSet.from_lists(split, id_base + np.arange(len(stems)), stems, widths, heights,
+                               boxes, labels, ignore, FileImages(paths))
+
+
+def read_voc(root: Path, name: str = "voc") -> Dataset:
+    """`voc:ROOT`: trainval is the pool, test the test split (when test.txt exists)."""
+    root = require_dir(Path(root).expanduser(), "VOC root", LAYOUT_HINT)
+    classes = voc_classes(root)
+    splits = {"pool": read_voc_split(root, "trainval", classes, "pool")}
+    if (root / "ImageSets" / "Main" / "test.txt").is_file():
+        splits["test"] = read_voc_split(root, "test", classes, "test", id_base=10_000_000)
+    else:
+        splits = {"all": splits["pool"].subset(np.arange(len(splits["pool"])), "all")}
+    return Dataset(name, classes, splits, family="voc")

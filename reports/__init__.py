@@ -1,0 +1,1 @@
+"""Figures and tables drawn from run folders (never from live objects)."""

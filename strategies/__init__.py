@@ -1,0 +1,1 @@
+"""Query strategies, one file each; importing this package registers the built-in ones."""

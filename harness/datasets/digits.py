@@ -215,5 +215,4 @@ def build_digits(cfg: DigitsConfig, use_cache: bool = True) -> Dataset:
         }
         if use_cache:
             _save(path, splits)
-    name = "digits" if cfg.variant == "easy" else f"digits:{cfg.variant}"
-    return Dataset(name, tuple(str(d) for d in range(10)), splits, family="voc")
+    return Dataset(f"digits:{cfg.variant}", tuple(str(d) for d in range(10)), splits, family="voc")

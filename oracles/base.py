@@ -1,0 +1,57 @@
+"""What every simulated annotator returns: per-query verdicts, new boxes, and an action log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.queries import Queries
+
+# verdict codes (int8 columns; strings only in the written log)
+NONE, KEEP, DROP, CORRECT, FIX, DONE = -1, 0, 1, 2, 3, 4
+OUTCOME_NAMES = {KEEP: "keep", DROP: "drop", CORRECT: "correct", FIX: "fix", DONE: "done"}
+
+
+@dataclass(frozen=True)
+class Answers:
+    """The annotator's answers to a batch of Q queries, in query order.
+
+    box_verdict: (Q,) int8 KEEP | DROP | CORRECT for VERIFY_BOX queries, NONE otherwise;
+    iou: (Q,) float32 the true IoU of the shown box with its best ground truth (NaN if none);
+    box: (Q, 4) the box to train on after the answer (the pseudo box, or the annotator's);
+    class_verdict: (Q,) int8 KEEP | FIX where the class was checked, NONE otherwise;
+    label: (Q,) int64 the class to train on after the answer;
+    drawn_*: boxes the annotator produced for image-level queries (full image, clicks), one
+        row per object: drawn_query (D,), drawn_boxes (D, 4), drawn_labels (D,), and
+        drawn_points (D, 2) where the query was a click;
+    action_*: the action log, one row per action in the order done: action_query (A,),
+        action_kind (A,) names, action_outcome (A,) codes, action_iou (A,).
+    """
+
+    box_verdict: np.ndarray
+    iou: np.ndarray
+    box: np.ndarray
+    class_verdict: np.ndarray
+    label: np.ndarray
+    drawn_query: np.ndarray
+    drawn_boxes: np.ndarray
+    drawn_labels: np.ndarray
+    drawn_points: np.ndarray
+    action_query: np.ndarray
+    action_kind: np.ndarray
+    action_outcome: np.ndarray
+    action_iou: np.ndarray
+
+    def outcome_names(self) -> np.ndarray:
+        return np.array([OUTCOME_NAMES[int(c)] for c in self.action_outcome], dtype=object)
+
+
+class Oracle:
+    """Interface: answer an ordered batch of queries from the pool's ground truth.
+
+    Deterministic for a given random generator state; all randomness comes from `rng`.
+    """
+
+    def answer(self, queries: Queries, rng: np.random.Generator) -> Answers:
+        raise NotImplementedError

@@ -1,0 +1,177 @@
+"""The DeLR paper's simulated annotator (Sec. 3.2 and 4.6).
+
+Box verification compares the shown box with the best-matching ground-truth box of any class:
+IoU >= IoU_pos + u_pos keeps it, IoU < IoU_bg + u_bg drops it, anything between is corrected
+to that ground-truth box (verify_box + draw_box). u_pos ~ U[0, delta_pos] and u_bg ~ U[0, delta_bg]
+are fresh draws per verification: an annotator cannot judge IoU exactly. The paper shows the
+annotator the pseudo box enlarged twice; a correction whose ground-truth box is not inside that
+region counts as a drop ("no valid box within the offered region").
+Class verification compares with the matched box's class (verify_class, + assign_class if wrong).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.boxes import best_match
+from harness.datasets.base import ImageSet
+from harness.errors import ConfigError
+from harness.queries import QueryKind, Queries
+from harness.registry import ORACLES
+from oracles.base import CORRECT, DONE, DROP, FIX, KEEP, NONE, Answers, Oracle
+
+
+def _enlarge(boxes: np.ndarray, scale: float) -> np.ndarray:
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    half = (boxes[:, 2:] - boxes[:, :2]) * scale / 2
+    return np.concatenate([centre - half, centre + half], axis=1)
+
+
+@ORACLES.register("paper")
+class SimulatedAnnotator(Oracle):
+    """The paper's annotator: IoU_pos 0.7 / IoU_bg 0.3 thresholds raised by U[0, delta] per verification."""
+
+    def __init__(self, pool: ImageSet, iou_pos: float = 0.7, iou_bg: float = 0.3,
+                 delta_pos: float = 0.0, delta_bg: float = 0.0, region_scale: float = 2.0,
+                 click_jitter: float = 0.0):
+        if not 0 <= iou_bg < iou_pos <= 1:
+            raise ConfigError(f"oracle thresholds need 0 <= iou_bg < iou_pos <= 1, got "
+                              f"iou_bg={iou_bg}, iou_pos={iou_pos}")
+        if delta_pos < 0 or delta_bg < 0 or iou_pos + delta_pos > 1 or iou_bg + delta_bg >= iou_pos:
+            raise ConfigError(f"oracle noise out of range: delta_pos={delta_pos}, "
+                              f"delta_bg={delta_bg} (need iou_pos + delta_pos <= 1 and "
+                              "iou_bg + delta_bg < iou_pos)")
+        self.iou_pos, self.iou_bg = iou_pos, iou_bg
+        self.delta_pos, self.delta_bg = delta_pos, delta_bg
+        self.region_scale, self.click_jitter = region_scale, click_jitter
+        # the objects an annotator can point at: crowd / difficult regions excluded
+        real = ~pool.ignore
+        self.gt_rows = np.nonzero(real)[0]
+        self.gt_boxes = pool.boxes[real]
+        self.gt_labels = pool.labels[real]
+        self.gt_offsets = np.searchsorted(pool.box_image[real], np.arange(len(pool) + 1))
+
+    # -- hooks a noisier annotator overrides -------------------------------------------------
+    def _drawn(self, boxes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Boxes as the annotator draws them (exact here)."""
+        return boxes
+
+    def _named(self, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Classes as the annotator names them (exact here)."""
+        return labels
+
+    def _judged(self, truth_ok: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Whether the annotator says a shown class is right (exact here)."""
+        return truth_ok
+
+    # -- the three answers ---------------------------------------------------------------
+    def verify_boxes(self, image, boxes, rng):
+        """(Q,) images, (Q, 4) boxes -> verdict (Q,) int8, iou (Q,), matched row in gt (Q,)."""
+        iou, match = best_match(boxes, image, self.gt_boxes, self.gt_offsets)
+        pos = self.iou_pos + rng.uniform(0, self.delta_pos, len(iou))
+        bg = self.iou_bg + rng.uniform(0, self.delta_bg, len(iou))
+        verdict = np.where(iou >= pos, KEEP, np.where(iou < bg, DROP, CORRECT)).astype(np.int8)
+        corr = verdict == CORRECT
+        if corr.any():
+            region = _enlarge(boxes[corr], self.region_scale)
+            gt = self.gt_boxes[match[corr]]
+            inside = np.all((gt[:, :2] >= region[:, :2]) & (gt[:, 2:] <= region[:, 2:]), axis=1)
+            verdict[np.nonzero(corr)[0][~inside]] = DROP
+        iou = np.where(match >= 0, iou, np.nan).astype(np.float32)
+        return verdict, iou, match
+
+    def objects_of(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """All annotatable objects of `images`: (owner position in `images` (D,), gt index (D,))."""
+        starts, ends = self.gt_offsets[images], self.gt_offsets[images + 1]
+        counts = ends - starts
+        owner = np.repeat(np.arange(len(images)), counts)
+        rows = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        return owner, rows.astype(np.int64)
+
+    def click_points(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A centre click per object, jittered by `click_jitter` x box size, kept in the box."""
+        b = self.gt_boxes[rows]
+        size = b[:, 2:] - b[:, :2]
+        pts = (b[:, :2] + b[:, 2:]) / 2 + rng.normal(0, 1, (len(b), 2)) * size * self.click_jitter
+        return np.clip(pts, b[:, :2], b[:, 2:]).astype(np.float32)
+
+    def answer(self, queries: Queries, rng: np.random.Generator) -> Answers:
+        q = len(queries)
+        box_verdict = np.full(q, NONE, np.int8)
+        iou = np.full(q, np.nan, np.float32)
+        box = queries.boxes.copy()
+        class_verdict = np.full(q, NONE, np.int8)
+        label = queries.labels.copy()
+        match = np.full(q, -1, np.int64)
+
+        vb = np.nonzero(queries.kind == QueryKind.VERIFY_BOX)[0]
+        if len(vb):
+            v, i, m = self.verify_boxes(queries.image[vb], queries.boxes[vb], rng)
+            box_verdict[vb], iou[vb], match[vb] = v, i, m
+            corr = vb[v == CORRECT]
+            box[corr] = self._drawn(self.gt_boxes[match[corr]], rng)
+        vc = np.nonzero(queries.kind == QueryKind.VERIFY_CLASS)[0]
+        if len(vc):  # a class check on its own: match the shown box first
+            _, i, m = best_match(queries.boxes[vc], queries.image[vc], self.gt_boxes,
+                                 self.gt_offsets)
+            iou[vc], match[vc] = np.where(m >= 0, i, np.nan), m
+        # class checks: stand-alone ones, and those chained to a surviving verified box
+        chained = vb[(box_verdict[vb] != DROP) & queries.then_class[vb]]
+        checks = np.sort(np.concatenate([vc, chained]))
+        has_gt = match[checks] >= 0
+        checks = checks[has_gt]
+        truth = self.gt_labels[match[checks]]
+        said_ok = self._judged(queries.labels[checks] == truth, rng)
+        class_verdict[checks] = np.where(said_ok, KEEP, FIX)
+        fixed = checks[~said_ok]
+        label[fixed] = self._named(self.gt_labels[match[fixed]], rng)
+
+        drawn_query, drawn_boxes, drawn_labels, drawn_points = [], [], [], []
+        img_q = np.nonzero((queries.kind == QueryKind.FULL_IMAGE) | (queries.kind == QueryKind.CLICK))[0]
+        if len(img_q):
+            owner, rows = self.objects_of(queries.image[img_q])
+            dq = img_q[owner]
+            is_click = queries.kind[dq] == QueryKind.CLICK
+            drawn_query.append(dq)
+            drawn_boxes.append(np.where(is_click[:, None], self.gt_boxes[rows],
+                                        self._drawn(self.gt_boxes[rows], rng)))
+            drawn_labels.append(self._named(self.gt_labels[rows], rng))
+            drawn_points.append(np.where(is_click[:, None], self.click_points(rows, rng), np.nan))
+        cat = lambda xs, shape, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(shape, dt)  # noqa: E731
+        d_query = cat(drawn_query, (0,), np.int64)
+        answers = dict(
+            box_verdict=box_verdict, iou=iou, box=box.astype(np.float32),
+            class_verdict=class_verdict, label=label, drawn_query=d_query,
+            drawn_boxes=cat(drawn_boxes, (0, 4), np.float32),
+            drawn_labels=cat(drawn_labels, (0,), np.int64),
+            drawn_points=cat(drawn_points, (0, 2), np.float32),
+        )
+        return Answers(**answers, **self._actions(queries, box_verdict, class_verdict, iou, d_query))
+
+    @staticmethod
+    def _actions(queries, box_verdict, class_verdict, iou, drawn_query) -> dict:
+        """The action log in the order an annotator works: per query, box then draw then class."""
+        q = np.arange(len(queries))
+        kinds = queries.kind
+        parts = []  # (query, order within the query, kind, outcome, iou)
+        vb = kinds == QueryKind.VERIFY_BOX
+        parts.append((q[vb], 0, "verify_box", box_verdict[vb], iou[vb]))
+        corr = box_verdict == CORRECT
+        parts.append((q[corr], 1, "draw_box", np.full(corr.sum(), DONE), iou[corr]))
+        chk = class_verdict != NONE
+        parts.append((q[chk], 2, "verify_class", class_verdict[chk], iou[chk]))
+        fix = class_verdict == FIX
+        parts.append((q[fix], 3, "assign_class", np.full(fix.sum(), DONE), iou[fix]))
+        full = kinds == QueryKind.FULL_IMAGE
+        parts.append((q[full], 0, "full_image", np.full(full.sum(), DONE), np.full(full.sum(), np.nan)))
+        clicks = drawn_query[kinds[drawn_query] == QueryKind.CLICK]
+        parts.append((clicks, 0, "click", np.full(len(clicks), DONE), np.full(len(clicks), np.nan)))
+        query = np.concatenate([p[0] for p in parts])
+        step = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])
+        order = np.lexsort((step, query))  # stable: clicks of one image keep object order
+        return dict(
+            action_query=query[order].astype(np.int64),
+            action_kind=np.concatenate([np.full(len(p[0]), p[2], object) for p in parts])[order],
+            action_outcome=np.concatenate([np.asarray(p[3], np.int8) for p in parts])[order],
+            action_iou=np.concatenate([np.asarray(p[4], np.float32) for p in parts])[order],
+        )

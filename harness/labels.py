@@ -43,6 +43,15 @@ class LabelTable:
     fully_annotated: np.ndarray
     labeled_cycle: np.ndarray
 
+    def __post_init__(self) -> None:
+        # misaligned columns would silently pair boxes with the wrong image or class
+        for name in ("boxes", "labels", "provenance", "score"):
+            if len(getattr(self, name)) != len(self.image):
+                raise ValueError(f"LabelTable.{name} has {len(getattr(self, name))} rows, "
+                                 f"image has {len(self.image)}")
+        if len(self.labeled_cycle) != len(self.fully_annotated):
+            raise ValueError("LabelTable.labeled_cycle and fully_annotated differ in length")
+
     @classmethod
     def empty(cls, n_images: int) -> "LabelTable":
         return cls(

@@ -55,3 +55,14 @@ class Oracle:
 
     def answer(self, queries: Queries, rng: np.random.Generator) -> Answers:
         raise NotImplementedError
+
+
+def answers_prefix(answers: Answers, n: int) -> Answers:
+    """The answers to the first n queries only (what the budget bought)."""
+    act = answers.action_query < n
+    drawn = answers.drawn_query < n
+    return Answers(
+        answers.box_verdict[:n], answers.iou[:n], answers.box[:n], answers.class_verdict[:n],
+        answers.label[:n], answers.drawn_query[drawn], answers.drawn_boxes[drawn],
+        answers.drawn_labels[drawn], answers.drawn_points[drawn], answers.action_query[act],
+        answers.action_kind[act], answers.action_outcome[act], answers.action_iou[act])

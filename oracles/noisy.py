@@ -21,12 +21,17 @@ class NoisyAnnotator(SimulatedAnnotator):
         self.class_confusion, self.box_jitter = class_confusion, box_jitter
         self.n_classes = n_classes or int(pool.labels.max(initial=0)) + 1
 
-    def _drawn(self, boxes, rng):
-        """Each coordinate moves by N(0, jitter x box side); the box stays valid (>= 1 px)."""
+    def _drawn(self, rows, rng):
+        """Each coordinate moves by N(0, jitter x box side); the box stays valid (>= 1 px)
+        and inside its image, where the annotator draws it."""
+        boxes = self.gt_boxes[rows]
         size = np.tile(boxes[:, 2:] - boxes[:, :2], 2)  # (w, h, w, h)
         out = boxes + rng.normal(0, 1, boxes.shape) * size * self.box_jitter
         x1, x2 = np.minimum(out[:, 0], out[:, 2] - 1), np.maximum(out[:, 2], out[:, 0] + 1)
         y1, y2 = np.minimum(out[:, 1], out[:, 3] - 1), np.maximum(out[:, 3], out[:, 1] + 1)
+        w, h = self.gt_image_size[rows, 0], self.gt_image_size[rows, 1]
+        x1, y1 = np.clip(x1, 0, w - 1), np.clip(y1, 0, h - 1)
+        x2, y2 = np.clip(x2, x1 + 1, w), np.clip(y2, y1 + 1, h)
         return np.stack([x1, y1, x2, y2], axis=1).astype(np.float32)
 
     def _named(self, labels, rng):

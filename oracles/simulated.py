@@ -50,11 +50,14 @@ class SimulatedAnnotator(Oracle):
         self.gt_boxes = pool.boxes[real]
         self.gt_labels = pool.labels[real]
         self.gt_offsets = np.searchsorted(pool.box_image[real], np.arange(len(pool) + 1))
+        # (G, 2) width and height of each object's image: a drawn box stays inside it
+        self.gt_image_size = np.stack([pool.widths, pool.heights], axis=1)[
+            pool.box_image[real]].astype(np.float32)
 
     # -- hooks a noisier annotator overrides -------------------------------------------------
-    def _drawn(self, boxes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Boxes as the annotator draws them (exact here)."""
-        return boxes
+    def _drawn(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The boxes the annotator draws for ground-truth rows `rows` (exact here)."""
+        return self.gt_boxes[rows]
 
     def _named(self, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Classes as the annotator names them (exact here)."""
@@ -109,11 +112,11 @@ class SimulatedAnnotator(Oracle):
             v, i, m = self.verify_boxes(queries.image[vb], queries.boxes[vb], rng)
             box_verdict[vb], iou[vb], match[vb] = v, i, m
             corr = vb[v == CORRECT]
-            box[corr] = self._drawn(self.gt_boxes[match[corr]], rng)
+            box[corr] = self._drawn(match[corr], rng)
         vc = np.nonzero(queries.kind == QueryKind.VERIFY_CLASS)[0]
         if len(vc):  # a class check on its own: match the shown box first
-            _, i, m = best_match(queries.boxes[vc], queries.image[vc], self.gt_boxes,
-                                 self.gt_offsets)
+            i, m = best_match(queries.boxes[vc], queries.image[vc], self.gt_boxes,
+                              self.gt_offsets)
             iou[vc], match[vc] = np.where(m >= 0, i, np.nan), m
         # class checks: stand-alone ones, and those chained to a surviving verified box
         chained = vb[(box_verdict[vb] != DROP) & queries.then_class[vb]]
@@ -134,7 +137,7 @@ class SimulatedAnnotator(Oracle):
             is_click = queries.kind[dq] == QueryKind.CLICK
             drawn_query.append(dq)
             drawn_boxes.append(np.where(is_click[:, None], self.gt_boxes[rows],
-                                        self._drawn(self.gt_boxes[rows], rng)))
+                                        self._drawn(rows, rng)))
             drawn_labels.append(self._named(self.gt_labels[rows], rng))
             drawn_points.append(np.where(is_click[:, None], self.click_points(rows, rng), np.nan))
         cat = lambda xs, shape, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(shape, dt)  # noqa: E731

@@ -1,1 +1,3 @@
 """Detector backends; each module registers itself with `harness.registry.BACKENDS`."""
+
+from harness.backends import frcnn  # noqa: F401,E402  (registration)

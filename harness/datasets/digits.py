@@ -20,6 +20,8 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -205,7 +207,7 @@ def build_digits(cfg: DigitsConfig, use_cache: bool = True) -> Dataset:
     if use_cache and path.is_file():
         try:
             splits = _load(path, cfg.size)
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
             splits = None  # a damaged cache file is rebuilt, never trusted
     if splits is None:
         (pool_g, pool_t), (test_g, test_t) = _sources(_SOURCE_SPLIT_SEED)

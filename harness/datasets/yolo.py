@@ -54,7 +54,9 @@ def _images(root: Path, entry, where: str) -> list[Path]:
             raise DatasetError(f"{where}: image source {item!r} should be a path")
         path = inside(root, item, where)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix in IMAGE_EXTENSIONS)
+            for p in sorted(p for p in path.rglob("*") if p.suffix in IMAGE_EXTENSIONS):
+                inside(root, p, where)  # a symlinked image may not lead out of the root
+                found.append(p)
         elif path.suffix == ".txt" and path.is_file():
             for line in path.read_text().splitlines():
                 if line.strip():

@@ -1,0 +1,159 @@
+"""The detector-backend interface every strategy and the loop talk to.
+
+A backend builds a detector from its config, fits it on a `TrainingSet` (human and pseudo
+labels mixed), predicts columnar `PoolPredictions` for a set of images, and saves / loads itself.
+It declares capabilities; a strategy lists the ones it needs and `require` fails before any
+training when the backend lacks one.
+
+Extras a prediction can carry (asked for by name):
+- views: each head-1 detection answered again by another head and/or on the horizontally
+  flipped image, boxes mapped back to the original frame: `head2` (needs `two_heads`), `flip`
+  (needs `flip_view`), `head2/flip` (both). They arrive as box extras `boxes@VIEW` (K, 4) and
+  `probs@VIEW` (K, C + 1).
+- `box_features` (K, D) per detection, `image_features` (N, D) per image,
+  `predicted_loss` (N,) (`loss_prediction`), `mil_scores` (N, C) (`mil_scores`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from harness.datasets.base import ImageSet
+from harness.errors import CapabilityError
+from harness.labels import LabelTable, Provenance
+from harness.predictions import PoolPredictions
+
+CAPABILITIES = ("two_heads", "flip_view", "class_probs", "image_features", "box_features",
+                "loss_prediction", "mil_scores")
+VIEW_NEEDS = {"head2": ("two_heads",), "flip": ("flip_view",),
+              "head2/flip": ("two_heads", "flip_view")}
+EXTRA_NEEDS = {"box_features": "box_features", "image_features": "image_features",
+               "predicted_loss": "loss_prediction", "mil_scores": "mil_scores"}
+
+
+def require(backend_name: str, capabilities: Iterable[str], strategy_name: str,
+            needs: Iterable[str]) -> None:
+    """Fail early, naming both sides, when a strategy needs what a backend cannot give."""
+    missing = sorted(set(needs) - set(capabilities))
+    if missing:
+        raise CapabilityError(
+            f"strategy {strategy_name!r} needs {', '.join(missing)}, which backend "
+            f"{backend_name!r} does not provide (it has: {', '.join(sorted(capabilities))}); "
+            "choose another backend or strategy")
+
+
+@dataclass(frozen=True)
+class TrainControl:
+    """How long and how to train in one cycle.
+
+    Exactly one of `iterations` (deterministic) or `minutes` (a wall-clock budget; the learning
+    rate schedule then follows elapsed time, so results vary with machine load).
+    `batch_labeled` + `batch_unlabeled` images make one batch (paper, GPU: 2 + 8).
+    """
+
+    iterations: int | None = 300
+    minutes: float | None = None
+    batch_labeled: int = 4
+    batch_unlabeled: int = 4
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # or "step": decayed once by 0.1 at 2/3 (the paper's GPU setting)
+    warmup_iterations: int = 50
+    unlabeled_loss_weight: float = 1.0
+    grad_clip: float | None = 10.0
+    hflip_augment: bool = True
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self):
+        if (self.iterations is None) == (self.minutes is None):
+            raise ValueError("TrainControl needs exactly one of iterations or minutes")
+
+
+HUMAN = (Provenance.GROUND_TRUTH, Provenance.VERIFIED, Provenance.CORRECTED, Provenance.CLICK)
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """What one cycle trains on: images of `images` with boxes from a LabelTable.
+
+    index: (T,) image indices into `images`; labeled: (T,) bool, True for the human stream
+    (the image has any human box or is fully annotated), False for the pseudo stream;
+    targets: per training image (boxes (n, 4), labels (n,), provenance (n,)), so a loss can
+    weight boxes by where they came from.
+    """
+
+    images: ImageSet
+    index: np.ndarray
+    labeled: np.ndarray
+    targets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+    @classmethod
+    def from_labels(cls, images: ImageSet, labels: LabelTable, tau: float = 0.7) -> "TrainingSet":
+        """Drop pseudo boxes scoring below tau; keep images that have something to teach.
+
+        An image is trained on when it is fully annotated (even with no objects: a true
+        negative) or has at least one box left. An image that is neither is unknown, not empty.
+        """
+        keep = (labels.provenance != Provenance.PSEUDO) | (labels.score >= tau)
+        wh = labels.boxes[:, 2:] - labels.boxes[:, :2]
+        keep &= np.all(wh >= 1.0, axis=1)  # sub-pixel boxes teach nothing and break the losses
+        kept = labels.select(keep)
+        order = np.argsort(kept.image, kind="stable")
+        kept = kept.select(order)
+        human = np.isin(kept.provenance, np.array(HUMAN, np.int8))
+        has_box = np.bincount(kept.image, minlength=labels.n_images) > 0
+        has_human = np.bincount(kept.image[human], minlength=labels.n_images) > 0
+        index = np.nonzero(has_box | labels.fully_annotated)[0]
+        offsets = np.searchsorted(kept.image, np.arange(labels.n_images + 1))
+        targets = [(kept.boxes[offsets[i]:offsets[i + 1]], kept.labels[offsets[i]:offsets[i + 1]],
+                    kept.provenance[offsets[i]:offsets[i + 1]]) for i in index]
+        labeled = (has_human | labels.fully_annotated)[index]
+        return cls(images, index, labeled, targets)
+
+    @classmethod
+    def fully_labeled(cls, images: ImageSet) -> "TrainingSet":
+        """Every image of a split with its ground truth (crowd / difficult boxes left out)."""
+        targets = []
+        for i in range(len(images)):
+            b, lab, ign = images.targets(i)
+            targets.append((b[~ign], lab[~ign],
+                            np.full((~ign).sum(), Provenance.GROUND_TRUTH, np.int8)))
+        n = len(images)
+        return cls(images, np.arange(n), np.ones(n, bool), targets)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+class Backend:
+    """Interface. Subclasses set `name`, `capabilities`, and implement the four methods."""
+
+    name: str = ""
+    capabilities: frozenset[str] = frozenset()
+
+    def fit(self, data: TrainingSet, control: TrainControl) -> dict:
+        """Train in place; returns a log (iterations, seconds, last losses)."""
+        raise NotImplementedError
+
+    def predict(self, images: ImageSet, indices: np.ndarray | None = None,
+                views: Sequence[str] = (), extras: Sequence[str] = (),
+                progress: bool = False) -> PoolPredictions:
+        """Detections for images[indices] (all by default), image index relative to indices."""
+        raise NotImplementedError
+
+    def save(self, path) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path) -> "Backend":
+        raise NotImplementedError
+
+    def check_request(self, views: Sequence[str], extras: Sequence[str]) -> None:
+        needs = [n for v in views for n in VIEW_NEEDS.get(v, (f"unknown view {v!r}",))]
+        needs += [EXTRA_NEEDS.get(e, f"unknown extra {e!r}") for e in extras]
+        require(self.name, self.capabilities, "this prediction request", needs)

@@ -1,0 +1,247 @@
+"""Faster R-CNN from torchvision, with the DeLR paper's optional second head.
+
+Presets: `cpu` (a tiny backbone that trains from scratch on the embedded digits on a laptop)
+and `paper` (ResNet-50 + FPN as in the paper, for a GPU). Weights come only from a local file
+(`weights=PATH`, or `imagenet` for torchvision's cached ResNet-50 checkpoint); nothing is
+downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.transform import resize_boxes
+from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops.misc import FrozenBatchNorm2d
+from tqdm.auto import tqdm
+
+from harness.backends.base import Backend, TrainControl, TrainingSet
+from harness.backends.checkpoint import load_checkpoint, save_atomic
+from harness.backends.dual_rcnn import DualHeadRCNN, TinyBackbone
+from harness.backends.training import image_tensor, train_detector
+from harness.boxes import hflip
+from harness.datasets.base import ImageSet
+from harness.errors import ConfigError, HarnessError
+from harness.predictions import PoolPredictions
+from harness.registry import BACKENDS
+
+FORMAT = "harness-frcnn-1"
+
+
+@dataclass(frozen=True)
+class FRCNNConfig:
+    arch: str = "tiny"  # tiny | resnet50_fpn
+    dual_head: bool = True
+    weights: str | None = None  # local file, or "imagenet" for torchvision's cached ResNet-50
+    min_size: int = 128
+    max_size: int = 256
+    anchor_sizes: tuple[int, ...] = (12, 18, 28, 44)
+    aspect_ratios: tuple[float, ...] = (1.0, 1.5, 2.0)
+    rois_per_image: int = 32  # RoIs sampled per image in training (torchvision: 512)
+    channels: int = 96  # tiny backbone width
+    score_thresh: float = 0.05
+    detections_per_img: int = 100
+    predict_batch: int = 16
+
+
+PRESETS = {
+    "cpu": FRCNNConfig(),
+    "paper": FRCNNConfig(arch="resnet50_fpn", weights="imagenet", min_size=800, max_size=1333,
+                         predict_batch=4),
+}
+IMAGENET_FILES = ("resnet50-0676ba61.pth", "resnet50-11ad3fa6.pth")
+
+
+def torchvision_cache() -> Path:
+    return Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
+
+
+def _resolve_weights(weights: str) -> Path:
+    if weights != "imagenet":
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"weights file {path} not found; give a local .pth file")
+        return path
+    for name in IMAGENET_FILES:
+        if (torchvision_cache() / name).is_file():
+            return torchvision_cache() / name
+    raise ConfigError(
+        f"no ImageNet ResNet-50 checkpoint in {torchvision_cache()} (looked for "
+        f"{' or '.join(IMAGENET_FILES)}); copy one there, pass weights=PATH, or weights=none "
+        "to train from scratch. Nothing is downloaded.")
+
+
+def _one_detector(cfg: FRCNNConfig, n_classes: int) -> FasterRCNN:
+    common = dict(min_size=cfg.min_size, max_size=cfg.max_size, box_score_thresh=cfg.score_thresh,
+                  box_detections_per_img=cfg.detections_per_img)
+    if cfg.arch == "tiny":
+        backbone = TinyBackbone(cfg.channels)
+        return FasterRCNN(
+            backbone, num_classes=None,
+            rpn_anchor_generator=AnchorGenerator((cfg.anchor_sizes,), (cfg.aspect_ratios,)),
+            box_roi_pool=MultiScaleRoIAlign(["0"], 7, sampling_ratio=1),
+            box_head=TwoMLPHead(backbone.out_channels * 49, 256),
+            box_predictor=FastRCNNPredictor(256, n_classes + 1),
+            rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300,
+            rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=100,
+            box_batch_size_per_image=cfg.rois_per_image, **common)
+    if cfg.arch == "resnet50_fpn":
+        pretrained = cfg.weights not in (None, "none")
+        backbone = resnet_fpn_backbone(
+            backbone_name="resnet50", weights=None,
+            norm_layer=FrozenBatchNorm2d if pretrained else torch.nn.BatchNorm2d,
+            trainable_layers=3 if pretrained else 5)
+        return FasterRCNN(backbone, num_classes=n_classes + 1, **common)
+    raise ConfigError(f"unknown Faster R-CNN arch {cfg.arch!r}; known: tiny, resnet50_fpn")
+
+
+def _load_backbone_weights(model: DualHeadRCNN, path: Path) -> int:
+    """Load a ResNet-50 (ImageNet) or a full torchvision detector checkpoint's backbone."""
+    state = load_checkpoint(path)
+    state = state.get("model", state)
+    if any(k.startswith("backbone.") for k in state):
+        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+        target = model.backbone
+    else:
+        target = model.backbone.body
+    own = target.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise HarnessError(f"{path} has no weights that fit the {type(target).__name__} backbone")
+    target.load_state_dict(usable, strict=False)
+    return len(usable)
+
+
+@BACKENDS.register("frcnn")
+class FasterRCNNBackend(Backend):
+    """torchvision Faster R-CNN; presets cpu (tiny, from scratch) and paper (ResNet-50 FPN), dual head."""
+
+    name = "frcnn"
+    capabilities = frozenset({"two_heads", "flip_view", "class_probs", "image_features",
+                              "box_features"})
+
+    def __init__(self, n_classes: int, config: FRCNNConfig | str = "cpu", seed: int = 0,
+                 **overrides):
+        if isinstance(config, str):
+            if config not in PRESETS:
+                raise ConfigError(f"unknown frcnn preset {config!r}; known: {', '.join(PRESETS)}")
+            config = PRESETS[config]
+        self.config = replace(config, **overrides) if overrides else config
+        self.n_classes, self.seed = n_classes, seed
+        if not self.config.dual_head:
+            self.capabilities = self.capabilities - {"two_heads"}
+        torch.manual_seed(seed)
+        heads = 2 if self.config.dual_head else 1
+        # each constructor call draws fresh random weights: the heads start differently
+        self.model = DualHeadRCNN([_one_detector(self.config, n_classes) for _ in range(heads)])
+        if self.config.weights not in (None, "none"):
+            _load_backbone_weights(self.model, _resolve_weights(self.config.weights))
+        self.model.eval()
+
+    # -- training ------------------------------------------------------------------------
+    def fit(self, data: TrainingSet, control: TrainControl) -> dict:
+        def to_target(boxes, labels, provenance):
+            return {"boxes": boxes, "labels": labels + 1, "provenance": provenance}
+
+        return train_detector(self.model, data, control, to_target, desc="fit frcnn")
+
+    # -- inference -----------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict(self, images: ImageSet, indices=None, views: Sequence[str] = (),
+                extras: Sequence[str] = (), progress: bool = False) -> PoolPredictions:
+        self.check_request(views, extras)
+        self.model.eval()
+        indices = np.arange(len(images)) if indices is None else np.asarray(indices, np.int64)
+        parts = []
+        step = self.config.predict_batch
+        for lo in tqdm(range(0, len(indices), step), desc="predict", unit="batch",
+                       disable=not progress, leave=False, dynamic_ncols=True):
+            batch = [image_tensor(images.image(int(i))) for i in indices[lo:lo + step]]
+            parts.append(self._predict_batch(batch, views, extras))
+        if not parts:
+            return _empty(self.n_classes, views, extras, 0)
+        return PoolPredictions.concatenate(parts)
+
+    def _predict_batch(self, batch, views, extras) -> PoolPredictions:
+        m = self.model
+        sizes = [tuple(img.shape[-2:]) for img in batch]
+        tin, _ = m.transform(batch)
+        feats = m.features(tin.tensors)
+        dets = m.detect(tin, feats, head=0)
+        boxes_t = [d["boxes"] for d in dets]  # in the transformed frame
+        labels_t = [d["labels"] for d in dets]
+        counts = [len(b) for b in boxes_t]
+        back = lambda bs, frame: torch.cat([resize_boxes(b, s, o) for b, s, o  # noqa: E731
+                                            in zip(bs, frame, sizes)]) if bs else torch.zeros(0, 4)
+        box_extras, image_extras = {}, {}
+        flip_feats = flip_in = None
+        for view in views:
+            head = 1 if view.startswith("head2") else 0
+            if view.endswith("flip"):
+                if flip_feats is None:
+                    flip_in, _ = m.transform([img.flip(-1) for img in batch])
+                    flip_feats = m.features(flip_in.tensors)
+                shown = [_hflip_t(b, s[1]) for b, s in zip(boxes_t, flip_in.image_sizes)]
+                probs, refined, _ = m.answer(head, flip_feats, shown, flip_in.image_sizes, labels_t)
+                refined = torch.cat([_hflip_t(r, s[1]) for r, s in
+                                     zip(refined.split(counts), flip_in.image_sizes)])
+            else:
+                probs, refined, _ = m.answer(head, feats, boxes_t, tin.image_sizes, labels_t)
+            box_extras[f"boxes@{view}"] = back(list(refined.split(counts)), tin.image_sizes).numpy()
+            box_extras[f"probs@{view}"] = _bg_last(probs).numpy()
+        if "box_features" in extras:
+            box_extras["box_features"] = torch.cat([d["features"] for d in dets]).numpy()
+        if "image_features" in extras:
+            pooled = [f.mean(dim=(2, 3)) for f in feats.values()]
+            image_extras["image_features"] = torch.stack(pooled).mean(0).numpy()
+        return PoolPredictions(
+            n_images=len(batch),
+            image=np.repeat(np.arange(len(batch)), counts).astype(np.int64),
+            boxes=back(boxes_t, tin.image_sizes).numpy().astype(np.float32),
+            labels=(torch.cat(labels_t) - 1).numpy().astype(np.int64),
+            scores=torch.cat([d["scores"] for d in dets]).numpy().astype(np.float32),
+            class_probs=_bg_last(torch.cat([d["probs"] for d in dets])).numpy(),
+            box_extras=box_extras, image_extras=image_extras)
+
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, path) -> None:
+        save_atomic({"format": FORMAT, "config": asdict(self.config), "n_classes": self.n_classes,
+                     "seed": self.seed, "model": self.model.state_dict()}, path)
+
+    @classmethod
+    def load(cls, path) -> "FasterRCNNBackend":
+        state = load_checkpoint(path)
+        if state.get("format") != FORMAT:
+            raise HarnessError(f"{path} is not a harness Faster R-CNN checkpoint")
+        cfg = state["config"]
+        cfg = FRCNNConfig(**{**cfg, "weights": None, "anchor_sizes": tuple(cfg["anchor_sizes"]),
+                             "aspect_ratios": tuple(cfg["aspect_ratios"])})
+        backend = cls(state["n_classes"], cfg, seed=state["seed"])
+        backend.model.load_state_dict(state["model"])
+        return backend
+
+
+def _hflip_t(boxes: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.from_numpy(hflip(boxes.numpy(), width)) if len(boxes) else boxes
+
+
+def _bg_last(probs: torch.Tensor) -> torch.Tensor:
+    """torchvision puts background in column 0; the harness keeps it last."""
+    return torch.cat([probs[:, 1:], probs[:, :1]], dim=1).float()
+
+
+def _empty(n_classes, views, extras, n_images) -> PoolPredictions:
+    z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
+    return PoolPredictions(n_images, np.zeros(0, np.int64), z(0, 4), np.zeros(0, np.int64), z(0),
+                           z(0, n_classes + 1),
+                           {**{f"boxes@{v}": z(0, 4) for v in views},
+                            **{f"probs@{v}": z(0, n_classes + 1) for v in views}}, {})

@@ -1,0 +1,126 @@
+"""One training loop for every torchvision-style detector (model(images, targets) -> losses).
+
+Batches mix the human stream and the pseudo stream in a set ratio; each stream's loss is
+computed on its own forward pass so the pseudo part can be down-weighted
+(`unlabeled_loss_weight`). SGD with warm-up, then a cosine or a single step decay.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from harness.backends.base import TrainControl, TrainingSet
+from harness.errors import HarnessError
+
+
+class MixedSampler:
+    """Endless shuffled passes over each stream; a stream with no images gives its slots away."""
+
+    def __init__(self, labeled: np.ndarray, n_labeled: int, n_unlabeled: int,
+                 rng: np.random.Generator):
+        self.rng = rng
+        self.streams = [np.nonzero(labeled)[0], np.nonzero(~labeled)[0]]
+        self.sizes = [n_labeled, n_unlabeled]
+        if len(self.streams[0]) == 0:
+            self.sizes = [0, n_labeled + n_unlabeled]
+        if len(self.streams[1]) == 0:
+            self.sizes = [n_labeled + n_unlabeled, 0]
+        self._queues = [np.zeros(0, np.int64), np.zeros(0, np.int64)]
+
+    def _take(self, k: int, n: int) -> np.ndarray:
+        while len(self._queues[k]) < n:
+            self._queues[k] = np.concatenate([self._queues[k], self.rng.permutation(self.streams[k])])
+        out, self._queues[k] = self._queues[k][:n], self._queues[k][n:]
+        return out
+
+    def next(self) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (into the TrainingSet) of the next labelled and pseudo images."""
+        return self._take(0, self.sizes[0]), self._take(1, self.sizes[1])
+
+
+def learning_rate(control: TrainControl, iteration: int, fraction: float) -> float:
+    warm = min(1.0, (iteration + 1) / max(control.warmup_iterations, 1))
+    if control.schedule == "step":
+        return control.lr * warm * (0.1 if fraction >= 2 / 3 else 1.0)
+    return control.lr * warm * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
+
+
+def image_tensor(array: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div_(255)
+
+
+def load_batch(data: TrainingSet, positions: np.ndarray, rng: np.random.Generator,
+               hflip: bool, to_target: Callable):
+    images, targets = [], []
+    for p in positions:
+        img = image_tensor(data.images.image(int(data.index[p])))
+        boxes, labels, prov = data.targets[p]
+        boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+        if hflip and rng.random() < 0.5:
+            img = img.flip(-1)
+            w = img.shape[-1]
+            boxes = torch.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], 1)
+        images.append(img)
+        targets.append(to_target(boxes, torch.as_tensor(labels, dtype=torch.int64),
+                                 torch.as_tensor(prov, dtype=torch.int8)))
+    return images, targets
+
+
+def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainControl,
+                   to_target: Callable, desc: str = "train") -> dict:
+    """Train `model` in place. Returns {'iterations', 'seconds', 'loss'} (last smoothed loss)."""
+    if len(data) == 0:
+        raise HarnessError("nothing to train on: the training set has no labelled or "
+                           "pseudo-labelled image")
+    torch.manual_seed(control.seed)
+    rng = np.random.default_rng(control.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=control.lr, momentum=control.momentum,
+                          weight_decay=control.weight_decay)
+    sampler = MixedSampler(data.labeled, control.batch_labeled, control.batch_unlabeled, rng)
+    budget_s = control.minutes * 60 if control.minutes is not None else None
+    bar = tqdm(total=control.iterations or int(budget_s), desc=desc, unit="it" if budget_s is None
+               else "s", disable=not control.progress, leave=False, dynamic_ncols=True)
+    model.train()
+    start, it, smooth = time.perf_counter(), 0, None
+    while True:
+        elapsed = time.perf_counter() - start
+        fraction = it / control.iterations if budget_s is None else elapsed / budget_s
+        if fraction >= 1:
+            break
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(control, it, fraction)
+        total = 0.0
+        for positions, weight in zip(sampler.next(), (1.0, control.unlabeled_loss_weight)):
+            if len(positions) == 0 or weight == 0:
+                continue
+            images, targets = load_batch(data, positions, rng, control.hflip_augment, to_target)
+            losses = model(images, targets)
+            total = total + weight * sum(losses.values())
+        if not torch.isfinite(total):
+            raise HarnessError(f"training diverged at iteration {it} (loss {float(total)}); "
+                               "lower the learning rate")
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        if control.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, control.grad_clip)
+        opt.step()
+        it += 1
+        value = float(total.detach())
+        smooth = value if smooth is None else 0.9 * smooth + 0.1 * value
+        if budget_s is None:
+            bar.update(1)
+        else:
+            bar.n = min(int(time.perf_counter() - start), int(budget_s))
+            bar.refresh()
+        bar.set_postfix(loss=f"{smooth:.3f}", refresh=False)
+    bar.close()
+    model.eval()
+    return {"iterations": it, "seconds": time.perf_counter() - start, "loss": smooth}

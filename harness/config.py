@@ -1,0 +1,157 @@
+"""A run's configuration: defaults, then a TOML/YAML file, then command-line flags.
+
+The resolved config is saved beside the results, so a run can be repeated or resumed from its
+folder alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    strategy: str = "delr"
+    dataset: str = "digits"
+    data_root: str | None = None
+    backend: str = "frcnn"
+    preset: str = "cpu"
+    weights: str | None = None
+    seed: int = 0
+    cycles: int = 3  # query cycles after the initial model
+    initial: str = "5%"  # share of the pool ("5%") or a count ("100")
+    charge_initial: bool = True  # count the initial set's full-image cost in the hours
+    cycle_budget: str = "2.5%"  # share of the pool priced at the full-image cost, or hours "11.8h"
+    budget_unit: str = "seconds"  # seconds | images | boxes
+    tau: float = 0.7
+    delta_pos: float = 0.0
+    delta_bg: float = 0.0
+    oracle: str = "paper"
+    cost_model: str = "paper"
+    pool_size: int | None = None
+    test_size: int | None = None
+    train_iters: int | None = 400
+    train_minutes: float | None = None
+    initial_train_iters: int | None = None  # cycle 0 (defaults to train_iters)
+    batch_labeled: int = 4
+    batch_unlabeled: int = 4
+    lr: float = 0.02
+    warm_start: bool = True  # each cycle fine-tunes the previous cycle's model
+    experiment: str = "default"
+    out: str = "runs"
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+
+    def run_dir(self) -> Path:
+        return Path(self.out) / self.experiment / self.strategy / f"seed{self.seed}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name: f for f in fields(RunConfig)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    default = getattr(RunConfig(), name)
+    kind = type(default) if default is not None else None
+    hint = FIELDS[name].type
+    if value is None:
+        return None
+    try:
+        if kind is bool or "bool" in str(hint):
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if kind is int or "int" in str(hint) and "float" not in str(hint):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if kind is float or "float" in str(hint):
+            return float(value)
+        if kind is dict:
+            if not isinstance(value, dict):
+                raise ValueError
+            return dict(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"config option {name!r}: {value!r} is not a valid {hint}") from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: malformed TOML ({err})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: malformed or unsafe YAML{at} ({getattr(err, 'problem', err)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of option names to values")
+    return data
+
+
+def resolve(file: str | Path | None = None, **flags: Any) -> RunConfig:
+    """Defaults < config file < flags (a flag of None means 'not given')."""
+    values: dict[str, Any] = {}
+    if file:
+        values.update(read_config_file(file))
+    values.update({k: v for k, v in flags.items() if v is not None})
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown config option(s) {', '.join(unknown)}; known: "
+                          f"{', '.join(sorted(FIELDS))}")
+    cfg = RunConfig(**{k: _coerce(k, v) for k, v in values.items()})
+    validate(cfg)
+    return cfg
+
+
+def parse_amount(text: str, what: str) -> tuple[str, float]:
+    """'5%' -> ('fraction', 0.05); '100' -> ('count', 100); '11.8h' -> ('hours', 11.8)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(%|h)?\s*", str(text))
+    if not m:
+        raise ConfigError(f"{what} {text!r} should look like 5%, 100 or 11.8h")
+    number, unit = float(m.group(1)), m.group(2)
+    if unit == "%":
+        return "fraction", number / 100
+    if unit == "h":
+        return "hours", number
+    return "count", number
+
+
+def validate(cfg: RunConfig) -> None:
+    if cfg.cycles < 0:
+        raise ConfigError(f"cycles must be >= 0, got {cfg.cycles}")
+    if not 0 <= cfg.tau <= 1:
+        raise ConfigError(f"tau must be in [0, 1], got {cfg.tau}")
+    if cfg.budget_unit not in ("seconds", "images", "boxes"):
+        raise ConfigError(f"budget_unit must be seconds, images or boxes, got {cfg.budget_unit!r}")
+    if (cfg.train_iters is None) == (cfg.train_minutes is None):
+        raise ConfigError("give exactly one of train_iters and train_minutes")
+    kind, value = parse_amount(cfg.initial, "initial")
+    if kind == "hours" or value <= 0:
+        raise ConfigError(f"initial {cfg.initial!r} must be a positive share (5%) or count (100)")
+    parse_amount(cfg.cycle_budget, "cycle budget")
+
+
+def save_config(cfg: RunConfig, path: Path) -> None:
+    from harness.io import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(cfg.as_dict(), sort_keys=False))

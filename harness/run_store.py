@@ -1,0 +1,106 @@
+"""A run folder on disk, written so that a kill at any moment loses at most the cycle in flight.
+
+    config.yaml          the resolved config
+    cycles.csv           one row per completed cycle
+    actions.parquet      one row per annotator action
+    state/progress.json  the last completed cycle: written last, it is the commit point
+    state/labels_K.npz   labels the model of cycle K trains on
+    state/model_K.pt     the model of cycle K (warm start for K + 1)
+    state/cycle_K.json, state/actions_K.parquet   the pieces cycles.csv / actions.parquet join
+
+Every file is written to a temporary name and renamed; pieces of a cycle past the commit point
+are ignored and overwritten on resume.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from harness.config import RunConfig, save_config
+from harness.errors import HarnessError
+from harness.io import atomic_path, write_csv_atomic, write_parquet_atomic, write_text_atomic
+from harness.labels import LabelTable
+
+LABEL_FIELDS = ("image", "boxes", "labels", "provenance", "score", "fully_annotated",
+                "labeled_cycle")
+# options that may differ when a run is resumed (they do not change its results)
+RESUMABLE = {"out", "data_root"}
+
+
+class RunStore:
+    def __init__(self, run_dir: Path):
+        self.dir = Path(run_dir)
+        self.state = self.dir / "state"
+
+    # -- config --------------------------------------------------------------------------
+    def check_or_save_config(self, cfg: RunConfig) -> None:
+        path = self.dir / "config.yaml"
+        if path.is_file() and (self.state / "progress.json").is_file():
+            saved = yaml.safe_load(path.read_text()) or {}
+            wanted = cfg.as_dict()
+            diff = sorted(k for k in wanted if k not in RESUMABLE and saved.get(k) != wanted[k])
+            if diff:
+                raise HarnessError(
+                    f"{self.dir} holds a run with other settings ({', '.join(diff)}); resume it "
+                    "with its own config (python -m harness resume DIR), or choose another "
+                    "--experiment or --out")
+        save_config(cfg, path)
+
+    # -- progress ------------------------------------------------------------------------
+    def progress(self) -> dict | None:
+        path = self.state / "progress.json"
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            raise HarnessError(f"{path} is damaged; delete {self.dir} to start the run again") from None
+
+    def is_complete(self, cycles: int) -> bool:
+        p = self.progress()
+        return p is not None and p["completed"] >= cycles
+
+    # -- labels and models ---------------------------------------------------------------
+    def labels_path(self, k: int) -> Path:
+        return self.state / f"labels_{k}.npz"
+
+    def model_path(self, k: int) -> Path:
+        return self.state / f"model_{k}.pt"
+
+    def save_labels(self, k: int, labels: LabelTable, rejected: LabelTable) -> None:
+        arrays = {f"labels.{f}": getattr(labels, f) for f in LABEL_FIELDS}
+        arrays.update({f"rejected.{f}": getattr(rejected, f) for f in LABEL_FIELDS})
+        with atomic_path(self.labels_path(k), ".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+    def load_labels(self, k: int) -> tuple[LabelTable, LabelTable]:
+        with np.load(self.labels_path(k)) as z:
+            make = lambda p: LabelTable(**{f: z[f"{p}.{f}"] for f in LABEL_FIELDS})  # noqa: E731
+            return make("labels"), make("rejected")
+
+    # -- commit --------------------------------------------------------------------------
+    def commit(self, cycle: int, row: dict, actions: pd.DataFrame, spent_seconds: float,
+               carry: float) -> None:
+        """Cycle `cycle` is done: its row and actions are final (the labels of cycle + 1 and
+        the model of `cycle` must already be saved)."""
+        write_text_atomic(self.state / f"cycle_{cycle}.json", json.dumps(row))
+        write_parquet_atomic(self.state / f"actions_{cycle}.parquet", actions)
+        write_text_atomic(self.state / "progress.json", json.dumps(
+            {"completed": cycle, "spent_seconds": spent_seconds, "carry": carry}))
+        self._publish(cycle)
+        for old in [*self.state.glob("model_*.pt"), *self.state.glob("labels_*.npz")]:
+            k = int(old.stem.split("_")[1])
+            if k < cycle or (old.suffix == ".npz" and k < cycle + 1 and k != 0):
+                old.unlink(missing_ok=True)
+
+    def _publish(self, last: int) -> None:
+        rows = [json.loads((self.state / f"cycle_{c}.json").read_text()) for c in range(last + 1)]
+        write_csv_atomic(self.dir / "cycles.csv", pd.DataFrame(rows))
+        parts = [pd.read_parquet(self.state / f"actions_{c}.parquet") for c in range(last + 1)]
+        write_parquet_atomic(self.dir / "actions.parquet", pd.concat(parts, ignore_index=True))

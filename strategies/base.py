@@ -1,0 +1,84 @@
+"""The strategy interface: rank questions for the annotator; train nothing, read no files.
+
+A strategy declares the backend capabilities it `needs`, the prediction `views` and `extras` it
+wants, and whether the detector trains on pseudo labels (`pseudo_labels`). `select` turns the
+pool state and predictions into an ordered batch of queries; the loop asks them in that order
+until the cycle's budget is spent, so a strategy may return more than the budget buys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from harness.labels import LabelTable
+from harness.predictions import PoolPredictions
+from harness.queries import Queries
+from harness.registry import STRATEGIES
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """What a strategy may know about the pool at query time.
+
+    labels: the current training labels (human rows; pseudo rows of the last cycle);
+    sizes: (N, 2) float32 image width and height; known: (K,) bool over the predictions, True
+    where a detection repeats a human-confirmed box or a region the annotator rejected (IoU >=
+    0.5), so it is not asked again; budget: this cycle's budget in the run's unit;
+    prices: the cost model's typical seconds per action kind.
+    """
+
+    cycle: int
+    labels: LabelTable
+    sizes: np.ndarray
+    known: np.ndarray
+    tau: float
+    budget: float
+    prices: Mapping[str, float]
+
+    @property
+    def unlabeled(self) -> np.ndarray:
+        """Pool indices of images the annotator has never touched."""
+        return np.nonzero(self.labels.labeled_cycle < 0)[0]
+
+    def open_detections(self, preds: PoolPredictions) -> np.ndarray:
+        """Prediction rows a region-level strategy may ask about: confident (score >= tau),
+        on an image not fully annotated, not already settled."""
+        return np.nonzero((preds.scores >= self.tau) & ~self.labels.fully_annotated[preds.image]
+                          & ~self.known)[0]
+
+
+class Strategy:
+    """Base class; subclasses set the class attributes and implement `select`.
+
+    Parameters come from the run config's `strategy_params` as keyword arguments.
+    """
+
+    needs: frozenset[str] = frozenset()
+    views: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()
+    pseudo_labels: bool = False
+
+    def __init__(self, **params):
+        unknown = sorted(set(params) - set(self.params()))
+        if unknown:
+            from harness.errors import ConfigError
+
+            raise ConfigError(f"strategy {type(self).__name__} has no parameter(s) "
+                              f"{', '.join(unknown)}; it takes: {', '.join(self.params()) or 'none'}")
+        for name, default in self.params().items():
+            setattr(self, name, params.get(name, default))
+
+    @classmethod
+    def params(cls) -> Mapping[str, object]:
+        """Tunable parameters and their defaults (override in subclasses)."""
+        return {}
+
+    def select(self, state: PoolState, preds: PoolPredictions,
+               rng: np.random.Generator) -> Queries:
+        raise NotImplementedError
+
+
+register = STRATEGIES.register

@@ -1,0 +1,95 @@
+"""DeLR: decoupled localization and recognition queries (Zhang et al., DeLR, Sec. 3).
+
+For every confident pseudo box (max class score >= tau) the detector's head 1 on the image and
+head 2 on the horizontally flipped image give two answers for the same box (backend view
+`head2/flip`: head 1's box, flipped, is fed to head 2 as a proposal, so the correspondence is
+exact and nothing is matched by IoU). From them:
+
+    u_loc = mean over 4 coordinates of |b_k - b̂_k|      (Eq. 1)
+    u_cls = KL(c || ĉ) = sum_j c_j log(c_j / ĉ_j)        (Eq. 1, over the C classes + background)
+
+Boxes are verified in descending u_loc (keep / drop / correct, by the oracle); a box that
+survives has its class verified unless max(c) > 0.9 and u_cls < the median u_cls of the
+candidates (the paper's tau_cls). Unverified pseudo boxes stay as pseudo labels for SSOD.
+
+Choices where the paper is silent, each a parameter:
+- `coords`: the paper writes b as (x, y, w, h); we use (x1, y1, w, h) and divide x and w by
+  the image width, y and h by its height, so u_loc does not grow with image size ('xyxy'
+  switches to corner coordinates).
+- `skip_score` (0.9) and `skip_quantile` (0.5, the median) for the class-verification skip;
+  the median is taken over this cycle's candidates.
+- The order: the paper ranks by u_loc and verifies classes of surviving boxes; we verify a box's
+  class right after its box (one visit per object), which is the same set of actions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.predictions import PoolPredictions
+from harness.queries import Queries, QueryKind
+from strategies.base import PoolState, Strategy, register
+
+EPS = 1e-8
+
+
+def localization_uncertainty(boxes: np.ndarray, other: np.ndarray, sizes: np.ndarray,
+                             coords: str = "xywh") -> np.ndarray:
+    """boxes, other: (K, 4) xyxy; sizes: (K, 2) image (w, h) -> (K,) mean normalised L1."""
+    if coords == "xywh":
+        to = lambda b: np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)  # noqa: E731
+        boxes, other = to(boxes), to(other)
+    scale = np.tile(sizes, 2)  # (w, h, w, h)
+    return (np.abs(boxes - other) / scale).mean(axis=1)
+
+
+def classification_uncertainty(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """KL(p || q) per row; p, q: (K, C + 1) distributions."""
+    p = np.clip(p, EPS, 1.0)
+    q = np.clip(q, EPS, 1.0)
+    return (p * (np.log(p) - np.log(q))).sum(axis=1)
+
+
+@register("delr")
+class DeLR(Strategy):
+    """Decoupled box then class verification of pseudo boxes, ranked by head/flip disagreement."""
+
+    needs = frozenset({"two_heads", "flip_view", "class_probs"})
+    views = ("head2/flip",)
+    pseudo_labels = True
+
+    @classmethod
+    def params(cls):
+        return {"coords": "xywh", "skip_score": 0.9, "skip_quantile": 0.5}
+
+    def uncertainties(self, state: PoolState, preds: PoolPredictions, rows: np.ndarray):
+        sizes = state.sizes[preds.image[rows]]
+        u_loc = localization_uncertainty(preds.boxes[rows],
+                                         preds.box_extras["boxes@head2/flip"][rows], sizes,
+                                         self.coords)
+        u_cls = classification_uncertainty(preds.class_probs[rows],
+                                           preds.box_extras["probs@head2/flip"][rows])
+        return u_loc, u_cls
+
+    def order(self, u_loc: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.argsort(-u_loc, kind="stable")
+
+    def select(self, state: PoolState, preds: PoolPredictions, rng) -> Queries:
+        rows = state.open_detections(preds)
+        if len(rows) == 0:
+            return Queries.boxes_of(QueryKind.VERIFY_BOX, [], [], np.zeros((0, 4)), [])
+        u_loc, u_cls = self.uncertainties(state, preds, rows)
+        top = preds.class_probs[rows, :-1].max(axis=1)
+        trusted = (top > self.skip_score) & (u_cls < np.quantile(u_cls, self.skip_quantile))
+        order = self.order(u_loc, rng)
+        rows, trusted = rows[order], trusted[order]
+        return Queries.boxes_of(QueryKind.VERIFY_BOX, preds.image[rows], rows, preds.boxes[rows],
+                                preds.labels[rows], then_class=~trusted)
+
+
+@register("delr-random")
+class DeLRRandom(DeLR):
+    """DeLR's decoupled verification on pseudo boxes picked at random (DeLR Table 2)."""
+
+    def order(self, u_loc, rng):
+        return rng.permutation(len(u_loc))

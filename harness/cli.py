@@ -73,6 +73,115 @@ def cmd_data_describe(args) -> int:
     return 0
 
 
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by run and compare; None means 'not given' (config file or default)."""
+    p.add_argument("--dataset", help="digits[:easy|hard] (default digits), voc:ROOT, "
+                                     "coco:FILE[:DIR], yolo:DATA.yaml, voc07, voc0712, coco")
+    p.add_argument("--data-root", help="where standard datasets live ($HARNESS_DATA, ./data)")
+    p.add_argument("--backend", help="detector backend (default frcnn)")
+    p.add_argument("--preset", help="backend preset: cpu (default) or paper")
+    p.add_argument("--weights", help="local weights file for the backend (never downloaded)")
+    p.add_argument("--cycles", type=int, help="query cycles after the initial model (default 3)")
+    p.add_argument("--initial", help="initial labelled set: share (5%%) or count (default 5%%)")
+    p.add_argument("--waive-initial-cost", dest="charge_initial", action="store_const",
+                   const=False, help="do not count the initial set's annotation time")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--cycle-budget", help="per cycle: share of the pool at full-image cost "
+                                               "(2.5%%, the default) or a count of images")
+    budget.add_argument("--cycle-budget-hours", type=float, help="per cycle, in annotator hours")
+    p.add_argument("--budget-unit", choices=["seconds", "images", "boxes"])
+    p.add_argument("--tau", type=float, help="pseudo-label score threshold (default 0.7)")
+    p.add_argument("--delta-pos", type=float, help="annotator noise on IoU_pos (default 0)")
+    p.add_argument("--delta-bg", type=float, help="annotator noise on IoU_bg (default 0)")
+    p.add_argument("--oracle", help="simulated annotator (default paper)")
+    p.add_argument("--cost-model", help="paper (default), stochastic[:SIGMA], table:FILE")
+    p.add_argument("--pool-size", type=int, help="seeded subsample of the pool")
+    p.add_argument("--test-size", type=int, help="seeded subsample of the test split")
+    p.add_argument("--train-iters", type=int, help="training iterations per cycle (default 400)")
+    p.add_argument("--train-minutes", type=float, help="training minutes per cycle instead")
+    p.add_argument("--initial-train-iters", type=int, help="iterations for the cycle-0 model")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="strategy parameter (repeatable), e.g. --param skip_score=0.95")
+    p.add_argument("--out", help="results root (default runs)")
+    p.add_argument("--experiment", help="experiment name (default: the dataset's)")
+    p.add_argument("--config", help="TOML or YAML file with any of these options")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or cycle lines")
+
+
+RUN_FIELDS = ("dataset", "data_root", "backend", "preset", "weights", "cycles", "initial",
+              "charge_initial", "cycle_budget", "budget_unit", "tau", "delta_pos", "delta_bg",
+              "oracle", "cost_model", "pool_size", "test_size", "train_iters", "train_minutes",
+              "initial_train_iters", "out", "experiment")
+
+
+def run_config(args, **extra):
+    import yaml
+
+    from harness.config import resolve
+    from harness.errors import ConfigError
+
+    flags = {k: getattr(args, k) for k in RUN_FIELDS}
+    if args.cycle_budget_hours is not None:
+        flags["cycle_budget"] = f"{args.cycle_budget_hours}h"
+    params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--param {item!r} should be KEY=VALUE")
+        params[key] = yaml.safe_load(value)
+    if params:
+        flags["strategy_params"] = params
+    return resolve(args.config, **flags, **extra)
+
+
+def _echo(args):
+    return (lambda _msg: None) if args.quiet else print
+
+
+def cmd_run(args) -> int:
+    from harness.compare import run_grid
+
+    cfg = run_config(args, strategy=args.strategy, seed=args.seed)
+    exp, failures = run_grid([cfg], _echo(args), progress=not args.quiet)
+    print(f"results: {cfg.run_dir()}")
+    return 1 if failures else 0
+
+
+def cmd_compare(args) -> int:
+    import pandas as pd
+
+    from harness.compare import ap_per_hour_table, grid, run_grid
+
+    base = run_config(args)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    exp, failures = run_grid(grid(base, strategies, seeds), _echo(args), progress=not args.quiet)
+    print(ap_per_hour_table(pd.read_csv(exp / "summary.csv")))
+    print(f"\nsummary: {exp / 'summary.csv'}\ncurves:  {exp / 'curves.png'}")
+    for cfg, err in failures:
+        print(f"failed: {cfg.strategy} seed{cfg.seed}: {err}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_resume(args) -> int:
+    from pathlib import Path
+
+    from harness.compare import run_grid
+    from harness.config import resolve
+    from harness.errors import ConfigError
+
+    root = Path(args.dir)
+    found = [root / "config.yaml"] if (root / "config.yaml").is_file() else \
+        sorted(root.glob("*/seed*/config.yaml"))
+    if not found:
+        raise ConfigError(f"no run under {root}: give a run folder (with config.yaml) or an "
+                          "experiment folder")
+    configs = [resolve(p) for p in found]
+    exp, failures = run_grid(configs, _echo(args), progress=not args.quiet)
+    print(f"summary: {exp / 'summary.csv'}")
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness",
@@ -92,6 +201,24 @@ def build_parser() -> argparse.ArgumentParser:
                                        "or ./data)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_data_describe)
+
+    p = sub.add_parser("run", help="one campaign: one strategy, one seed")
+    p.add_argument("--strategy", help="query strategy (default delr)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    add_run_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compare", help="strategies x seeds on one setting, with curves")
+    p.add_argument("--strategies", default="delr,random", help="comma-separated (default delr,random)")
+    p.add_argument("--seeds", type=int, default=1, help="how many seeds (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    add_run_options(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("resume", help="continue a run or every run of an experiment")
+    p.add_argument("dir", help="a run folder or an experiment folder")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_resume)
     return parser
 
 

@@ -46,12 +46,15 @@ class RunConfig:
     batch_unlabeled: int = 4
     lr: float = 0.02
     warm_start: bool = True  # each cycle fine-tunes the previous cycle's model
-    experiment: str = "default"
+    experiment: str = ""  # empty: named after the dataset
     out: str = "runs"
     strategy_params: dict[str, Any] = field(default_factory=dict)
 
+    def experiment_name(self) -> str:
+        return self.experiment or re.sub(r"[^A-Za-z0-9_.-]+", "-", self.dataset)
+
     def run_dir(self) -> Path:
-        return Path(self.out) / self.experiment / self.strategy / f"seed{self.seed}"
+        return Path(self.out) / self.experiment_name() / self.strategy / f"seed{self.seed}"
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -110,10 +113,13 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 def resolve(file: str | Path | None = None, **flags: Any) -> RunConfig:
     """Defaults < config file < flags (a flag of None means 'not given')."""
-    values: dict[str, Any] = {}
-    if file:
-        values.update(read_config_file(file))
-    values.update({k: v for k, v in flags.items() if v is not None})
+    from_file = read_config_file(file) if file else {}
+    given = {k: v for k, v in flags.items() if v is not None}
+    values: dict[str, Any] = {**from_file, **given}
+    if "train_minutes" in given and "train_iters" not in given:
+        values["train_iters"] = None  # minutes on the command line replace iterations
+    elif values.get("train_minutes") is not None and "train_iters" not in values:
+        values["train_iters"] = None
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise ConfigError(f"unknown config option(s) {', '.join(unknown)}; known: "

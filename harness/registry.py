@@ -17,8 +17,9 @@ from harness.errors import ConfigError
 class Registry:
     """Name -> plug-in mapping for one kind; raises on a duplicate name."""
 
-    def __init__(self, kind: str, builtin_package: str):
+    def __init__(self, kind: str, builtin_package: str, singular: str | None = None):
         self.kind = kind
+        self.singular = singular or kind[:-1].replace("_", " ")
         self.group = f"harness.{kind}"
         self._builtin_package = builtin_package
         self._items: dict[str, Any] = {}
@@ -27,7 +28,7 @@ class Registry:
     def register(self, name: str) -> Callable[[Any], Any]:
         def add(obj: Any) -> Any:
             if name in self._items and self._items[name] is not obj:
-                raise ValueError(f"{self.kind[:-1]} {name!r} is registered twice")
+                raise ValueError(f"{self.singular} {name!r} is registered twice")
             self._items[name] = obj
             return obj
 
@@ -41,7 +42,13 @@ class Registry:
         for entry in metadata.entry_points(group=self.group):
             if entry.name in self._items:
                 continue  # a built-in or an already-imported module registered it
-            obj = entry.load()
+            try:
+                obj = entry.load()
+            except Exception as err:  # a broken outside plug-in must say which one it is
+                raise ConfigError(
+                    f"the {self.singular} plug-in {entry.name!r} "
+                    f"({entry.value}) from entry-point group {self.group} fails to import: "
+                    f"{type(err).__name__}: {err}; fix or uninstall that package") from None
             self.register(entry.name)(obj)
 
     def get(self, name: str) -> Any:
@@ -51,7 +58,7 @@ class Registry:
         except KeyError:
             known = ", ".join(sorted(self._items)) or "none"
             raise ConfigError(
-                f"unknown {self.kind[:-1].replace('_', ' ')} {name!r}; known: {known}"
+                f"unknown {self.singular} {name!r}; known: {known}"
             ) from None
 
     def names(self) -> list[str]:
@@ -67,7 +74,7 @@ class Registry:
         return name in self._items
 
 
-STRATEGIES = Registry("strategies", "strategies")
+STRATEGIES = Registry("strategies", "strategies", "strategy")
 ORACLES = Registry("oracles", "oracles")
 COST_MODELS = Registry("cost_models", "cost_models")
 BACKENDS = Registry("backends", "harness.backends")

@@ -84,6 +84,20 @@ class RunStore:
             make = lambda p: LabelTable(**{f: z[f"{p}.{f}"] for f in LABEL_FIELDS})  # noqa: E731
             return make("labels"), make("rejected")
 
+    def save_initial_actions(self, actions: pd.DataFrame) -> None:
+        """The initial set's actions, kept until cycle 0 commits them."""
+        write_parquet_atomic(self.state / "actions_initial.parquet", actions)
+
+    def actions_until(self, cycle: int) -> pd.DataFrame:
+        """Actions of every committed cycle before `cycle`, plus the initial set's: the actions
+        the labels of `cycle` rest on."""
+        parts = [pd.read_parquet(self.state / f"actions_{c}.parquet") for c in range(cycle)]
+        if cycle == 0 and (self.state / "actions_initial.parquet").is_file():
+            parts = [pd.read_parquet(self.state / "actions_initial.parquet")]
+        parts = [p for p in parts if len(p)]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            {"kind": pd.Series([], dtype=object), "outcome": pd.Series([], dtype=object)})
+
     # -- commit --------------------------------------------------------------------------
     def commit(self, cycle: int, row: dict, actions: pd.DataFrame, spent_seconds: float,
                carry: float) -> None:

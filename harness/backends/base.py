@@ -58,6 +58,7 @@ class TrainControl:
     minutes: float | None = None
     batch_labeled: int = 4
     batch_unlabeled: int = 4
+    optimizer: str = "sgd"  # sgd (the paper's) or adamw (trains faster from scratch on a CPU)
     lr: float = 0.02
     momentum: float = 0.9
     weight_decay: float = 1e-4

@@ -107,9 +107,9 @@ class TinyBackbone(nn.Sequential):
     first layers, with the same stride-8 output the 12-44 px digits need.
     """
 
-    def __init__(self, channels: int = 128):
-        spec = [(3, 32, 2), (32, 64, 1), (64, 64, 2), (64, channels, 1), (channels, channels, 2),
-                (channels, channels, 1)]
+    def __init__(self, channels: int = 128, stride: int = 8):
+        spec = [(3, 32, 2), (32, 64, 1), (64, 64, 2), (64, channels, 1),
+                (channels, channels, 2 if stride == 8 else 1), (channels, channels, 1)]
         layers = []
         for cin, cout, stride in spec:
             layers += [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),

@@ -48,6 +48,7 @@ class FRCNNConfig:
     aspect_ratios: tuple[float, ...] = (1.0, 1.5, 2.0)
     rois_per_image: int = 32  # RoIs sampled per image in training (torchvision: 512)
     channels: int = 96  # tiny backbone width
+    stride: int = 8  # tiny backbone output stride (8 or 4)
     score_thresh: float = 0.05
     detections_per_img: int = 100
     predict_batch: int = 16
@@ -84,7 +85,7 @@ def _one_detector(cfg: FRCNNConfig, n_classes: int) -> FasterRCNN:
     common = dict(min_size=cfg.min_size, max_size=cfg.max_size, box_score_thresh=cfg.score_thresh,
                   box_detections_per_img=cfg.detections_per_img)
     if cfg.arch == "tiny":
-        backbone = TinyBackbone(cfg.channels)
+        backbone = TinyBackbone(cfg.channels, cfg.stride)
         return FasterRCNN(
             backbone, num_classes=None,
             rpn_anchor_generator=AnchorGenerator((cfg.anchor_sizes,), (cfg.aspect_ratios,)),

@@ -82,8 +82,13 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
     torch.manual_seed(control.seed)
     rng = np.random.default_rng(control.seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=control.lr, momentum=control.momentum,
-                          weight_decay=control.weight_decay)
+    if control.optimizer == "adamw":
+        opt = torch.optim.AdamW(params, lr=control.lr, weight_decay=control.weight_decay)
+    elif control.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=control.lr, momentum=control.momentum,
+                              weight_decay=control.weight_decay)
+    else:
+        raise HarnessError(f"unknown optimizer {control.optimizer!r}; known: sgd, adamw")
     sampler = MixedSampler(data.labeled, control.batch_labeled, control.batch_unlabeled, rng)
     budget_s = control.minutes * 60 if control.minutes is not None else None
     bar = tqdm(total=control.iterations or int(budget_s), desc=desc, unit="it" if budget_s is None

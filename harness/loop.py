@@ -1,0 +1,264 @@
+"""One active-learning campaign: one strategy x one seed, from a resolved config to a folder.
+
+    labels <- a random initial set, fully annotated
+    for cycle in 0..C:
+        fit -> evaluate on the test split -> predict the pool -> record
+        (cycle < C) strategy ranks queries -> the oracle answers them in order while the
+        budget lasts -> labels updated with provenance -> commit to disk
+
+The loop never knows which strategy it runs. Every random draw comes from a generator seeded
+by (seed, cycle, stream), so a resumed run draws exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from cost_models import load_cost_model
+from harness.backends.base import TrainControl, TrainingSet, require
+from harness.budget import affordable_prefix, cycle_budget, query_costs
+from harness.config import RunConfig, parse_amount
+from harness.datasets import load_dataset
+from harness.datasets.base import Dataset, ImageSet
+from harness.evaluation import evaluate
+from harness.label_update import apply_answers, settled, with_pseudo_labels
+from harness.labels import LabelTable, Provenance
+from harness.pseudo_quality import pseudo_label_quality
+from harness.queries import Queries, QueryKind, actions_frame
+from harness.registry import BACKENDS, ORACLES, STRATEGIES
+from harness.run_store import RunStore
+from oracles.base import answers_prefix
+from strategies.base import PoolState
+
+STREAM_INITIAL, STREAM_STRATEGY, STREAM_ORACLE, STREAM_COST = 0, 1, 2, 3
+SUBSAMPLE_SEED = 0  # --pool-size / --test-size draw the same images for every run seed
+
+
+def rng_for(seed: int, cycle: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, cycle, stream])
+
+
+@lru_cache(maxsize=4)
+def _dataset(spec: str, root: str | None) -> Dataset:
+    return load_dataset(spec, root)
+
+
+def pool_and_test(cfg: RunConfig) -> tuple[Dataset, ImageSet, ImageSet]:
+    ds = _dataset(cfg.dataset, cfg.data_root)
+    pool, test = ds.pool_and_test(seed=SUBSAMPLE_SEED)
+    rng = np.random.default_rng(SUBSAMPLE_SEED)
+    if cfg.pool_size and cfg.pool_size < len(pool):
+        pool = pool.subset(np.sort(rng.permutation(len(pool))[: cfg.pool_size]))
+    if cfg.test_size and cfg.test_size < len(test):
+        test = test.subset(np.sort(rng.permutation(len(test))[: cfg.test_size]))
+    return ds, pool, test
+
+
+@dataclass
+class Campaign:
+    """Everything a run needs, built once from its config (all errors surface here, before
+    any training)."""
+
+    cfg: RunConfig
+    dataset: Dataset
+    pool: ImageSet
+    test: ImageSet
+    strategy: object
+    oracle: object
+    cost: object
+    budget: float
+    store: RunStore
+    echo: Callable[[str], None]
+    progress: bool
+
+    @classmethod
+    def build(cls, cfg: RunConfig, echo=print, progress=True) -> "Campaign":
+        strategy = STRATEGIES.get(cfg.strategy)(**cfg.strategy_params)
+        backend_cls = BACKENDS.get(cfg.backend)
+        require(cfg.backend, backend_cls.capabilities, cfg.strategy, strategy.needs)
+        ds, pool, test = pool_and_test(cfg)
+        oracle = ORACLES.get(cfg.oracle)(pool, delta_pos=cfg.delta_pos, delta_bg=cfg.delta_bg)
+        cost = load_cost_model(cfg.cost_model, ds.family)
+        budget = cycle_budget(cfg, len(pool), int((~pool.ignore).sum()), cost["full_image"])
+        return cls(cfg, ds, pool, test, strategy, oracle, cost, budget,
+                   RunStore(cfg.run_dir()), echo, progress)
+
+    # -- pieces of a cycle ---------------------------------------------------------------
+    def new_backend(self):
+        return BACKENDS.get(self.cfg.backend)(len(self.dataset.classes), self.cfg.preset,
+                                              seed=self.cfg.seed, **self._weights())
+
+    def _weights(self) -> dict:
+        return {"weights": self.cfg.weights} if self.cfg.weights else {}
+
+    def control(self, cycle: int) -> TrainControl:
+        c = self.cfg
+        iters = c.initial_train_iters if cycle == 0 and c.initial_train_iters else c.train_iters
+        return TrainControl(
+            iterations=None if c.train_minutes else iters, minutes=c.train_minutes,
+            batch_labeled=c.batch_labeled, batch_unlabeled=c.batch_unlabeled, lr=c.lr,
+            seed=c.seed * 1000 + cycle, progress=self.progress)
+
+    def initial_labels(self) -> tuple[LabelTable, float, pd.DataFrame]:
+        kind, value = parse_amount(self.cfg.initial, "initial")
+        n = int(round(value * len(self.pool))) if kind == "fraction" else int(value)
+        n = max(1, min(n, len(self.pool)))
+        chosen = np.sort(rng_for(self.cfg.seed, 0, STREAM_INITIAL).permutation(len(self.pool))[:n])
+        queries = Queries.images(QueryKind.FULL_IMAGE, chosen)
+        answers = self.oracle.answer(queries, rng_for(self.cfg.seed, 0, STREAM_ORACLE))
+        seconds = self.cost.seconds(answers.action_kind, rng_for(self.cfg.seed, 0, STREAM_COST))
+        if not self.cfg.charge_initial:
+            seconds = np.zeros_like(seconds)
+        labels, _ = apply_answers(LabelTable.empty(len(self.pool)), LabelTable.empty(len(self.pool)),
+                                  queries, answers, cycle=0)
+        return labels, float(seconds.sum()), self._actions(0, queries, answers, seconds)
+
+    def _actions(self, cycle, queries, answers, seconds) -> pd.DataFrame:
+        frame = actions_frame(answers.action_query, queries.image[answers.action_query],
+                              answers.action_kind, answers.outcome_names(), answers.action_iou,
+                              seconds)
+        frame.insert(0, "cycle", cycle)
+        frame.insert(2, "image_id", self.pool.image_ids[frame["image"].to_numpy()])
+        return frame
+
+    def shared_cycle0(self) -> Path:
+        """Where the cycle-0 model lives: it depends only on data, seed, initial set and
+        backend / training settings, so every strategy of a compare shares it."""
+        c = self.cfg
+        key = {k: getattr(c, k) for k in ("dataset", "pool_size", "test_size", "seed", "initial",
+                                          "backend", "preset", "weights", "train_iters",
+                                          "train_minutes", "initial_train_iters",
+                                          "batch_labeled", "batch_unlabeled", "lr")}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        return Path(c.out) / c.experiment_name() / "_shared" / f"cycle0-{digest}.pt"
+
+    def fit(self, cycle: int, backend, labels: LabelTable):
+        data = TrainingSet.from_labels(self.pool, labels, self.cfg.tau)
+        if cycle == 0:
+            shared = self.shared_cycle0()
+            if shared.is_file():
+                return BACKENDS.get(self.cfg.backend).load(shared), {"iterations": 0, "seconds": 0.0}
+            backend = self.new_backend()
+            log = backend.fit(data, self.control(0))
+            backend.save(shared)
+            return backend, log
+        if backend is None or not self.cfg.warm_start:
+            backend = self.new_backend()
+        return backend, backend.fit(data, self.control(cycle))
+
+
+def run_campaign(cfg: RunConfig, echo: Callable[[str], None] = print, progress: bool = True) -> Path:
+    """Run (or resume) one campaign; returns its folder."""
+    camp = Campaign.build(cfg, echo, progress)
+    store = camp.store
+    store.check_or_save_config(cfg)
+    done = store.progress()
+    tag = f"{cfg.strategy} seed{cfg.seed}"
+    if done is None:
+        labels, spent, initial_actions = camp.initial_labels()
+        rejected = LabelTable.empty(len(camp.pool))
+        carry, start, backend = 0.0, 0, None
+    else:
+        if done["completed"] >= cfg.cycles:
+            echo(f"{tag}: complete ({store.dir})")
+            return store.dir
+        start = done["completed"] + 1
+        labels, rejected = store.load_labels(start)
+        spent, carry = done["spent_seconds"], done["carry"]
+        backend = BACKENDS.get(cfg.backend).load(store.model_path(done["completed"]))
+        initial_actions = None
+        echo(f"{tag}: resuming at cycle {start}")
+    for cycle in range(start, cfg.cycles + 1):
+        backend, spent, carry, labels, rejected = run_cycle(
+            camp, cycle, backend, labels, rejected, spent, carry,
+            initial_actions if cycle == 0 else None)
+    return store.dir
+
+
+def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, initial_actions):
+    cfg, store = camp.cfg, camp.store
+    t0 = time.perf_counter()
+    backend, log = camp.fit(cycle, backend, labels)
+    test_pred = backend.predict(camp.test, progress=camp.progress)
+    metrics = evaluate(camp.test, camp.dataset.classes, test_pred.image, test_pred.boxes,
+                       test_pred.labels, test_pred.scores)
+    last = cycle == cfg.cycles
+    s = camp.strategy
+    preds = backend.predict(camp.pool, views=() if last else s.views,
+                            extras=() if last else s.extras, progress=camp.progress)
+    known = settled(preds, labels, rejected)
+    open_rows = ~labels.fully_annotated[preds.image]
+    quality = pseudo_label_quality(camp.pool, np.arange(len(camp.pool)), preds.image[open_rows],
+                                   preds.boxes[open_rows], preds.labels[open_rows],
+                                   preds.scores[open_rows], cfg.tau)
+    if initial_actions is not None:
+        store.save_initial_actions(initial_actions)
+    row = cycle_row(camp, cycle, labels, spent, metrics, quality, log, time.perf_counter() - t0)
+    actions = [initial_actions] if initial_actions is not None else []
+    if not last:
+        allowance = camp.budget + carry
+        state = PoolState(cycle, labels, np.stack([camp.pool.widths, camp.pool.heights], 1)
+                          .astype(np.float32), known, cfg.tau, allowance, dict(camp.cost.table))
+        queries = s.select(state, preds, rng_for(cfg.seed, cycle, STREAM_STRATEGY))
+        answers = camp.oracle.answer(queries, rng_for(cfg.seed, cycle, STREAM_ORACLE))
+        seconds = camp.cost.seconds(answers.action_kind, rng_for(cfg.seed, cycle, STREAM_COST))
+        cost = query_costs(queries, answers, seconds, cfg.budget_unit, labels.labeled_cycle >= 0)
+        n = affordable_prefix(cost, allowance)
+        seconds = seconds[answers.action_query < n]
+        queries, answers = queries.take(np.arange(n)), answers_prefix(answers, n)
+        labels, rejected = apply_answers(labels, rejected, queries, answers, cycle + 1)
+        if s.pseudo_labels:
+            labels = with_pseudo_labels(labels, preds, settled(preds, labels, rejected), cfg.tau)
+        spent += float(seconds.sum())
+        carry = allowance - float(cost[:n].sum())
+        actions.append(camp._actions(cycle + 1, queries, answers, seconds))
+    backend.save(store.model_path(cycle))
+    if not last:
+        store.save_labels(cycle + 1, labels, rejected)
+    frame = pd.concat(actions, ignore_index=True) if actions else empty_actions()
+    store.commit(cycle, row, frame, spent, carry)
+    camp.echo(f"{cfg.strategy} seed{cfg.seed} cycle {cycle}: {row['hours']:.2f} h, "
+              f"{row['images_labeled']} images touched, AP50 {row['ap50']:.3f}")
+    return backend, spent, carry, labels, rejected
+
+
+def empty_actions() -> pd.DataFrame:
+    frame = actions_frame([], [], [], [], [], [])
+    frame.insert(0, "cycle", pd.Series([], dtype=np.int64))
+    frame.insert(2, "image_id", pd.Series([], dtype=np.int64))
+    return frame
+
+
+def cycle_row(camp: Campaign, cycle, labels: LabelTable, spent, metrics, quality, log, seconds):
+    counts = labels.counts()
+    done = camp.store.actions_until(cycle)  # every action the labels of this cycle rest on
+    kinds = done["kind"].value_counts() if len(done) else {}
+    outcome = lambda kind, out: int(((done["kind"] == kind) & (done["outcome"] == out)).sum())  # noqa: E731
+    row = {
+        "strategy": camp.cfg.strategy, "seed": camp.cfg.seed, "cycle": cycle,
+        "hours": spent / 3600.0,
+        "images_labeled": int((labels.labeled_cycle >= 0).sum()),
+        "images_full": int(labels.fully_annotated.sum()),
+        "labeled_fraction": float((labels.labeled_cycle >= 0).mean()),
+        "boxes_verified": int(kinds.get("verify_box", 0)),
+        "boxes_kept": outcome("verify_box", "keep"), "boxes_corrected": outcome("verify_box", "correct"),
+        "boxes_dropped": outcome("verify_box", "drop"),
+        "classes_verified": int(kinds.get("verify_class", 0)),
+        "classes_fixed": outcome("verify_class", "fix"),
+        "full_images": int(kinds.get("full_image", 0)),
+        "train_boxes_human": len(labels) - counts["pseudo"], "train_boxes_pseudo": counts["pseudo"],
+        "ap50": metrics.ap50, "ap": metrics.ap, "voc07_ap50": metrics.voc07_ap50,
+        "train_iterations": log.get("iterations", 0), "cycle_seconds": seconds,
+    }
+    row.update({f"pseudo_{k}": v for k, v in quality.items()})
+    row.update({f"ap50[{c}]": v for c, v in metrics.per_class_ap50.items()})
+    return row

@@ -1,5 +1,6 @@
 # Two entry points: `make demo` (set up, then run the default job) and `make test`.
-# Both are idempotent: the virtual environment is rebuilt only when pyproject.toml changes.
+# Both are idempotent: the virtual environment is rebuilt only when pyproject.toml changes,
+# and a finished demo is not recomputed (delete runs/ to start again).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -15,14 +16,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m harness data describe digits
-	$(PY) -m harness data describe digits:hard
+	$(PY) -m harness compare --strategies delr,ssod,random --dataset digits
 
 test: $(STAMP)
 	$(PY) -m pytest tests
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks --benchmark-only
+	$(PY) benchmarks/frcnn_learning_curve.py --minutes 1,2,3,5
+	$(PY) benchmarks/frcnn_learning_curve.py --fig1 --fraction 0.05 --minutes 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -44,7 +44,7 @@ class RunConfig:
     initial_train_iters: int | None = None  # cycle 0 (defaults to train_iters)
     batch_labeled: int = 4
     batch_unlabeled: int = 4
-    lr: float = 0.02
+    lr: float | None = None  # None: the backend preset's learning rate
     warm_start: bool = True  # each cycle fine-tunes the previous cycle's model
     experiment: str = ""  # empty: named after the dataset
     out: str = "runs"

@@ -193,13 +193,10 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
                        test_pred.labels, test_pred.scores)
     last = cycle == cfg.cycles
     s = camp.strategy
-    preds = backend.predict(camp.pool, views=() if last else s.views,
-                            extras=() if last else s.extras, progress=camp.progress)
+    preds = predict_pool(camp, backend, labels, last)
     known = settled(preds, labels, rejected)
-    open_rows = ~labels.fully_annotated[preds.image]
-    quality = pseudo_label_quality(camp.pool, np.arange(len(camp.pool)), preds.image[open_rows],
-                                   preds.boxes[open_rows], preds.labels[open_rows],
-                                   preds.scores[open_rows], cfg.tau)
+    quality = pseudo_label_quality(camp.pool, np.arange(len(camp.pool)), preds.image, preds.boxes,
+                                   preds.labels, preds.scores, cfg.tau)
     if initial_actions is not None:
         store.save_initial_actions(initial_actions)
     row = cycle_row(camp, cycle, labels, spent, metrics, quality, log, time.perf_counter() - t0)
@@ -229,6 +226,22 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
     camp.echo(f"{cfg.strategy} seed{cfg.seed} cycle {cycle}: {row['hours']:.2f} h, "
               f"{row['images_labeled']} images touched, AP50 {row['ap50']:.3f}")
     return backend, spent, carry, labels, rejected
+
+
+def predict_pool(camp: Campaign, backend, labels: LabelTable, last: bool):
+    """What the strategy needs of the pool: nothing for a strategy that ignores predictions;
+    every image when it asks for per-image extras (e.g. features of labelled images); else
+    only the images not yet fully annotated (the others can be neither asked nor pseudo-labelled)."""
+    s, n = camp.strategy, len(camp.pool)
+    if not s.uses_predictions:
+        from harness.predictions import PoolPredictions
+
+        return PoolPredictions.empty(n, len(camp.dataset.classes))
+    views, extras = ((), ()) if last else (s.views, s.extras)
+    indices = np.arange(n) if extras else np.nonzero(~labels.fully_annotated)[0]
+    preds = backend.predict(camp.pool, indices, views=views, extras=extras,
+                            progress=camp.progress)
+    return preds.reindexed(indices, n)
 
 
 def empty_actions() -> pd.DataFrame:

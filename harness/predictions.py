@@ -72,6 +72,23 @@ class PoolPredictions:
         )
 
     @classmethod
+    def empty(cls, n_images: int, n_classes: int) -> "PoolPredictions":
+        return cls(n_images, np.zeros(0, np.int64), np.zeros((0, 4), np.float32),
+                   np.zeros(0, np.int64), np.zeros(0, np.float32),
+                   np.zeros((0, n_classes + 1), np.float32))
+
+    def reindexed(self, indices: np.ndarray, n_images: int) -> "PoolPredictions":
+        """Predictions made on pool[indices] (image relative to indices) as pool predictions;
+        image extras get NaN rows for the images that were not predicted."""
+        extras = {}
+        for k, v in self.image_extras.items():
+            full = np.full((n_images,) + v.shape[1:], np.nan, np.float32)
+            full[indices] = v
+            extras[k] = full
+        return PoolPredictions(n_images, np.asarray(indices)[self.image], self.boxes, self.labels,
+                               self.scores, self.class_probs, dict(self.box_extras), extras)
+
+    @classmethod
     def concatenate(cls, parts: list["PoolPredictions"]) -> "PoolPredictions":
         """Join predictions made on consecutive chunks of the pool, re-basing image indices."""
         base = np.cumsum([0] + [p.n_images for p in parts])

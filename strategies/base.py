@@ -60,6 +60,7 @@ class Strategy:
     views: tuple[str, ...] = ()
     extras: tuple[str, ...] = ()
     pseudo_labels: bool = False
+    uses_predictions: bool = True  # False: the pool is not even predicted (random images)
 
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.params()))

@@ -12,6 +12,8 @@ from strategies.base import PoolState, Strategy, register
 class RandomImages(Strategy):
     """Random images, fully annotated; the detector trains on human labels only."""
 
+    uses_predictions = False
+
     def select(self, state: PoolState, preds, rng: np.random.Generator) -> Queries:
         return Queries.images(QueryKind.FULL_IMAGE, rng.permutation(state.unlabeled))
 
@@ -21,3 +23,4 @@ class SemiSupervisedRandom(RandomImages):
     """Random images fully annotated, pseudo labels (score >= tau) on the rest (DeLR Table 2)."""
 
     pseudo_labels = True
+    uses_predictions = True

@@ -58,11 +58,12 @@ class TrainControl:
     minutes: float | None = None
     batch_labeled: int = 4
     batch_unlabeled: int = 4
-    optimizer: str = "sgd"  # sgd (the paper's) or adamw (trains faster from scratch on a CPU)
-    lr: float = 0.02
+    # None: the backend preset's choice (cpu: AdamW 2e-3 cosine; paper: SGD 0.02, one step)
+    optimizer: str | None = None  # sgd | adamw
+    lr: float | None = None
+    schedule: str | None = None  # cosine | step (decayed once by 0.1 at 2/3)
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    schedule: str = "cosine"  # or "step": decayed once by 0.1 at 2/3 (the paper's GPU setting)
     warmup_iterations: int = 50
     unlabeled_loss_weight: float = 1.0
     grad_clip: float | None = 10.0

@@ -48,7 +48,14 @@ class FRCNNConfig:
     aspect_ratios: tuple[float, ...] = (1.0, 1.5, 2.0)
     rois_per_image: int = 32  # RoIs sampled per image in training (torchvision: 512)
     channels: int = 96  # tiny backbone width
-    stride: int = 8  # tiny backbone output stride (8 or 4)
+    # stride 4: at stride 8 the 12-44 px digits span 2-5 feature cells and the classifier
+    # learns three times slower (measured AP50 0.18 against 0.53 after 300 iterations)
+    stride: int = 4
+    # training defaults: from scratch on a CPU AdamW learns the classifier far faster than SGD
+    # (AP50 0.53 against 0.24 after 300 iterations); the paper's GPU setting is SGD 0.02
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    schedule: str = "cosine"
     score_thresh: float = 0.05
     detections_per_img: int = 100
     predict_batch: int = 16
@@ -57,7 +64,7 @@ class FRCNNConfig:
 PRESETS = {
     "cpu": FRCNNConfig(),
     "paper": FRCNNConfig(arch="resnet50_fpn", weights="imagenet", min_size=800, max_size=1333,
-                         predict_batch=4),
+                         predict_batch=4, optimizer="sgd", lr=0.02, schedule="step"),
 }
 IMAGENET_FILES = ("resnet50-0676ba61.pth", "resnet50-11ad3fa6.pth")
 
@@ -153,6 +160,9 @@ class FasterRCNNBackend(Backend):
         def to_target(boxes, labels, provenance):
             return {"boxes": boxes, "labels": labels + 1, "provenance": provenance}
 
+        control = replace(control, optimizer=control.optimizer or self.config.optimizer,
+                          lr=control.lr or self.config.lr,
+                          schedule=control.schedule or self.config.schedule)
         return train_detector(self.model, data, control, to_target, desc="fit frcnn")
 
     # -- inference -----------------------------------------------------------------------

@@ -21,7 +21,7 @@ __all__ = ["Dataset", "ImageSet", "load_dataset"]
 
 
 @DATASETS.register("digits")
-def digits(arg: str | None, root: Path, **options) -> Dataset:
+def digits_dataset(arg: str | None, root: Path, **options) -> Dataset:
     """Embedded handwritten-digit canvases (scikit-learn's scans); `digits:easy` or `digits:hard` (default)."""
     variant = arg or "hard"
     if variant not in VARIANTS:
@@ -30,7 +30,7 @@ def digits(arg: str | None, root: Path, **options) -> Dataset:
 
 
 @DATASETS.register("coco")
-def coco(arg: str | None, root: Path, **options) -> Dataset:
+def coco_dataset(arg: str | None, root: Path, **options) -> Dataset:
     """COCO JSON: `coco:ANNOTATIONS.json[:IMAGE_DIR]` (one split), or `coco` for COCO 2017 under the data root."""
     if not arg:
         return coco2017(root)
@@ -40,7 +40,7 @@ def coco(arg: str | None, root: Path, **options) -> Dataset:
 
 
 @DATASETS.register("voc")
-def voc(arg: str | None, root: Path, **options) -> Dataset:
+def voc_dataset(arg: str | None, root: Path, **options) -> Dataset:
     """Pascal VOC folder: `voc:ROOT` with Annotations/, JPEGImages/, ImageSets/Main/ (trainval pool, test)."""
     if not arg:
         raise DatasetError("voc needs a folder: voc:ROOT (or use voc07, voc12, voc0712)")
@@ -48,7 +48,7 @@ def voc(arg: str | None, root: Path, **options) -> Dataset:
 
 
 @DATASETS.register("yolo")
-def yolo(arg: str | None, root: Path, **options) -> Dataset:
+def yolo_dataset(arg: str | None, root: Path, **options) -> Dataset:
     """ultralytics layout: `yolo:DATA.yaml` (train is the pool; test, else val, the test split)."""
     if not arg:
         raise DatasetError("yolo needs a data file: yolo:DATA.yaml")
@@ -56,19 +56,19 @@ def yolo(arg: str | None, root: Path, **options) -> Dataset:
 
 
 @DATASETS.register("voc07")
-def voc07(arg: str | None, root: Path, **options) -> Dataset:
+def voc07_dataset(arg: str | None, root: Path, **options) -> Dataset:
     """VOC2007 trainval pool, VOC2007 test, under DATA_ROOT/VOCdevkit/."""
     return voc_years(root, ("2007",), "voc07")
 
 
 @DATASETS.register("voc12")
-def voc12(arg: str | None, root: Path, **options) -> Dataset:
+def voc12_dataset(arg: str | None, root: Path, **options) -> Dataset:
     """VOC2012 trainval pool, VOC2007 test (the paper's VOC12 setting), under DATA_ROOT/VOCdevkit/."""
     return voc_years(root, ("2012",), "voc12")
 
 
 @DATASETS.register("voc0712")
-def voc0712(arg: str | None, root: Path, **options) -> Dataset:
+def voc0712_dataset(arg: str | None, root: Path, **options) -> Dataset:
     """VOC07+12 trainval pool (16,551 images), VOC2007 test: the paper's main VOC setting."""
     return voc_years(root, ("2007", "2012"), "voc0712")
 

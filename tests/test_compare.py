@@ -1,0 +1,29 @@
+"""`python -m harness compare` end to end on a tiny setting."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.cli import main
+
+
+def test_compare_writes_summary_and_curves_and_skips_finished_runs(tmp_path, capsys):
+    argv = ["compare", "--strategies", "delr,random", "--seeds", "2", "--dataset", "digits",
+            "--pool-size", "24", "--test-size", "6", "--cycles", "1", "--train-iters", "2",
+            "--initial", "25%", "--cycle-budget", "10%", "--tau", "0.05", "--out", str(tmp_path)]
+    assert main(argv + ["--quiet"]) == 0
+    exp = tmp_path / "digits"
+    summary = pd.read_csv(exp / "summary.csv")
+    assert sorted(summary["strategy"].unique()) == ["delr", "random"]
+    assert sorted(summary["seed"].unique()) == [0, 1]
+    assert len(summary) == 2 * 2 * 2  # strategies x seeds x cycles
+    assert (exp / "curves.png").stat().st_size > 0 and (exp / "curves.svg").is_file()
+    table = capsys.readouterr().out
+    assert "| delr | 1 |" in table and "| random | 0 |" in table
+    # the cycle-0 model is trained once per seed and shared by both strategies
+    assert len(list((exp / "_shared").glob("cycle0-*.pt"))) == 2
+    c0 = summary[summary["cycle"] == 0].set_index(["seed", "strategy"])["ap50"]
+    assert c0.loc[(0, "delr")] == c0.loc[(0, "random")]
+    # again: every run is complete, nothing is retrained
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("complete") == 4

@@ -81,7 +81,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", help="detector backend (default frcnn)")
     p.add_argument("--preset", help="backend preset: cpu (default) or paper")
     p.add_argument("--weights", help="local weights file for the backend (never downloaded)")
-    p.add_argument("--cycles", type=int, help="query cycles after the initial model (default 3)")
+    p.add_argument("--cycles", type=int, help="query cycles after the initial model (default 2)")
     p.add_argument("--initial", help="initial labelled set: share (5%%) or count (default 5%%)")
     p.add_argument("--waive-initial-cost", dest="charge_initial", action="store_const",
                    const=False, help="do not count the initial set's annotation time")
@@ -97,9 +97,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cost-model", help="paper (default), stochastic[:SIGMA], table:FILE")
     p.add_argument("--pool-size", type=int, help="seeded subsample of the pool")
     p.add_argument("--test-size", type=int, help="seeded subsample of the test split")
-    p.add_argument("--train-iters", type=int, help="training iterations per cycle (default 400)")
+    p.add_argument("--train-iters", type=int, help="training iterations per later cycle (default 180)")
     p.add_argument("--train-minutes", type=float, help="training minutes per cycle instead")
-    p.add_argument("--initial-train-iters", type=int, help="iterations for the cycle-0 model")
+    p.add_argument("--initial-train-iters", type=int, help="iterations for the cycle-0 model (default 500)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy parameter (repeatable), e.g. --param skip_score=0.95")
     p.add_argument("--out", help="results root (default runs)")

@@ -27,7 +27,7 @@ class RunConfig:
     preset: str = "cpu"
     weights: str | None = None
     seed: int = 0
-    cycles: int = 3  # query cycles after the initial model
+    cycles: int = 2  # query cycles after the initial model
     initial: str = "5%"  # share of the pool ("5%") or a count ("100")
     charge_initial: bool = True  # count the initial set's full-image cost in the hours
     cycle_budget: str = "2.5%"  # share of the pool priced at the full-image cost, or hours "11.8h"
@@ -39,9 +39,10 @@ class RunConfig:
     cost_model: str = "paper"
     pool_size: int | None = None
     test_size: int | None = None
-    train_iters: int | None = 400
+    # defaults sized for the CPU preset on digits: the default compare runs in ~10 minutes
+    train_iters: int | None = 180  # per later cycle, fine-tuning the previous model
     train_minutes: float | None = None
-    initial_train_iters: int | None = None  # cycle 0 (defaults to train_iters)
+    initial_train_iters: int | None = 500  # the cycle-0 model (None: as train_iters)
     batch_labeled: int = 4
     batch_unlabeled: int = 4
     lr: float | None = None  # None: the backend preset's learning rate
@@ -120,6 +121,10 @@ def resolve(file: str | Path | None = None, **flags: Any) -> RunConfig:
         values["train_iters"] = None  # minutes on the command line replace iterations
     elif values.get("train_minutes") is not None and "train_iters" not in values:
         values["train_iters"] = None
+    explicit = {**from_file, **given}
+    if ("train_iters" in explicit or "train_minutes" in explicit) \
+            and "initial_train_iters" not in explicit:
+        values["initial_train_iters"] = None  # a per-cycle length given alone applies to cycle 0 too
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
         raise ConfigError(f"unknown config option(s) {', '.join(unknown)}; known: "

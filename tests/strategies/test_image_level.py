@@ -48,3 +48,17 @@ def test_entropy_ranks_the_most_uncertain_image_first():
 def test_random_covers_each_unlabelled_image_once():
     q = RandomImages().select(state(10, labeled=[2, 5]), None, np.random.default_rng(1))
     assert sorted(q.image) == [0, 1, 3, 4, 6, 7, 8, 9]
+
+
+def test_cdal_prefers_images_whose_context_differs_from_the_labelled_ones():
+    from strategies.cdal import ContextualDiversity
+
+    sure = [0.9, 0.05, 0.05]
+    confused = [0.4, 0.5, 0.1]
+    # image 0 (labelled) and 1 look alike; image 2 confuses class 0 with class 1
+    p = np.array([sure, sure, confused, sure], np.float32)
+    preds = PoolPredictions(4, np.array([0, 1, 2, 3]), np.zeros((4, 4), np.float32),
+                            np.zeros(4, np.int64), p[:, 0], p)
+    q = ContextualDiversity().select(state(4, labeled=[0], budget=100), preds,
+                                     np.random.default_rng(0))
+    assert q.image[0] == 2

@@ -83,8 +83,10 @@ HUMAN = (Provenance.GROUND_TRUTH, Provenance.VERIFIED, Provenance.CORRECTED, Pro
 class TrainingSet:
     """What one cycle trains on: images of `images` with boxes from a LabelTable.
 
-    index: (T,) image indices into `images`; labeled: (T,) bool, True for the human stream
-    (the image has any human box or is fully annotated), False for the pseudo stream;
+    index: (T,) image indices into `images`; labeled: (T,) bool, True for the labelled stream
+    (the image is fully annotated), False for the pseudo stream (pseudo boxes, possibly with
+    some boxes a human verified: its unverified objects are as uncertain as any pseudo image's,
+    so it must not dilute the complete images of the labelled stream);
     targets: per training image (boxes (n, 4), labels (n,), provenance (n,)), so a loss can
     weight boxes by where they came from.
     """
@@ -107,14 +109,12 @@ class TrainingSet:
         kept = labels.select(keep)
         order = np.argsort(kept.image, kind="stable")
         kept = kept.select(order)
-        human = np.isin(kept.provenance, np.array(HUMAN, np.int8))
         has_box = np.bincount(kept.image, minlength=labels.n_images) > 0
-        has_human = np.bincount(kept.image[human], minlength=labels.n_images) > 0
         index = np.nonzero(has_box | labels.fully_annotated)[0]
         offsets = np.searchsorted(kept.image, np.arange(labels.n_images + 1))
         targets = [(kept.boxes[offsets[i]:offsets[i + 1]], kept.labels[offsets[i]:offsets[i + 1]],
                     kept.provenance[offsets[i]:offsets[i + 1]]) for i in index]
-        labeled = (has_human | labels.fully_annotated)[index]
+        labeled = labels.fully_annotated[index]
         return cls(images, index, labeled, targets)
 
     @classmethod

@@ -102,7 +102,7 @@ def test_training_set_mixes_streams_and_drops_low_pseudo_boxes(pool):
     labels = labels.with_boxes([3], [[0, 0, 10, 10]], [3], Provenance.VERIFIED)
     ts = TrainingSet.from_labels(pool, labels, tau=0.7)
     assert list(ts.index) == [0, 1, 3]  # image 2 has nothing left above tau
-    assert list(ts.labeled) == [True, False, True]
+    assert list(ts.labeled) == [True, False, False]  # verified boxes alone: pseudo stream
     assert len(ts.targets[1][0]) == 1 and ts.targets[1][2][0] == Provenance.PSEUDO
 
 

@@ -20,12 +20,24 @@ from harness.registry import DATASETS
 __all__ = ["Dataset", "ImageSet", "load_dataset"]
 
 
+DIGITS_OPTIONS = ("pool_size", "test_size", "size", "seed")
+
+
 @DATASETS.register("digits")
 def digits_dataset(arg: str | None, root: Path, **options) -> Dataset:
-    """Embedded handwritten-digit canvases (scikit-learn's scans); `digits:easy` or `digits:hard` (default)."""
-    variant = arg or "hard"
+    """Embedded handwritten-digit canvases (scikit-learn's scans); `digits:easy` or `digits:hard` (default), e.g. `digits:hard,pool_size=5000`."""
+    parts = [p.strip() for p in (arg or "").split(",") if p.strip()]
+    variant = "hard"
+    if parts and "=" not in parts[0]:
+        variant = parts.pop(0)
     if variant not in VARIANTS:
         raise DatasetError(f"unknown digits variant {variant!r}; known: {', '.join(VARIANTS)}")
+    for part in parts:
+        key, _, value = part.partition("=")
+        if key not in DIGITS_OPTIONS or not value.isdigit() or int(value) <= 0:
+            raise DatasetError(f"digits option {part!r} should be NAME=POSITIVE_INT with NAME "
+                               f"one of {', '.join(DIGITS_OPTIONS)}")
+        options[key] = int(value)
     return build_digits(DigitsConfig(variant=variant, **options))
 
 

@@ -22,7 +22,6 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
-from tqdm.auto import tqdm
 
 from harness.backends.base import Backend, TrainControl, TrainingSet
 from harness.backends.checkpoint import load_checkpoint, save_atomic
@@ -32,6 +31,7 @@ from harness.boxes import hflip
 from harness.datasets.base import ImageSet
 from harness.errors import ConfigError, HarnessError
 from harness.predictions import PoolPredictions
+from harness.progress import progress_bar
 from harness.registry import BACKENDS
 
 FORMAT = "harness-frcnn-1"
@@ -177,8 +177,8 @@ class FasterRCNNBackend(Backend):
         indices = np.arange(len(images)) if indices is None else np.asarray(indices, np.int64)
         parts = []
         step = self.config.predict_batch
-        for lo in tqdm(range(0, len(indices), step), desc="predict", unit="batch",
-                       disable=not progress, leave=False, dynamic_ncols=True):
+        for lo in progress_bar(range(0, len(indices), step), progress, desc="predict",
+                               unit="batch"):
             batch = [image_tensor(images.image(int(i))) for i in indices[lo:lo + step]]
             parts.append(self._predict_batch(batch, views, extras))
         if not parts:

@@ -13,10 +13,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from harness.backends.base import TrainControl, TrainingSet
 from harness.errors import HarnessError
+from harness.progress import progress_bar
 
 
 class MixedSampler:
@@ -91,8 +91,8 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
         raise HarnessError(f"unknown optimizer {control.optimizer!r}; known: sgd, adamw")
     sampler = MixedSampler(data.labeled, control.batch_labeled, control.batch_unlabeled, rng)
     budget_s = control.minutes * 60 if control.minutes is not None else None
-    bar = tqdm(total=control.iterations or int(budget_s), desc=desc, unit="it" if budget_s is None
-               else "s", disable=not control.progress, leave=False, dynamic_ncols=True)
+    bar = progress_bar(total=control.iterations or int(budget_s), desc=desc,
+                       unit="it" if budget_s is None else "s", enabled=control.progress)
     model.train()
     start, it, smooth = time.perf_counter(), 0, None
     while True:

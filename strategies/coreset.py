@@ -20,16 +20,18 @@ from strategies.base import PoolState, Strategy, register
 
 
 def k_center_greedy(features: np.ndarray, centers: np.ndarray, k: int,
-                    chunk: int = 1024) -> np.ndarray:
+                    chunk: int = 256) -> np.ndarray:
     """Indices of k rows of `features` (N, D) picked greedily farthest from `centers` (row
     indices already covered) and from each other. Squared Euclidean distance, float32."""
     x = np.ascontiguousarray(features, dtype=np.float32)
     sq = np.einsum("nd,nd->n", x, x)
     min_d = np.full(len(x), np.inf, np.float32)
     for lo in range(0, len(centers), chunk):
-        c = x[centers[lo:lo + chunk]]
-        d = sq[:, None] + sq[centers[lo:lo + chunk]][None, :] - 2.0 * (x @ c.T)
-        np.minimum(min_d, d.min(axis=1), out=min_d)
+        ids = centers[lo:lo + chunk]
+        d = x @ x[ids].T  # (N, chunk): the only large temporary, updated in place
+        d *= -2.0
+        d += sq[ids][None, :]
+        np.minimum(min_d, d.min(axis=1) + sq, out=min_d)
     min_d[centers] = -np.inf  # never re-pick a covered point
     picked = np.empty(min(k, len(x) - len(centers)), np.int64)
     for i in range(len(picked)):

@@ -85,19 +85,34 @@ class DualHeadRCNN(nn.Module):
             det["probs"], det["features"] = p[src], f[src]
         return detections
 
-    def answer(self, head: int, feats, boxes: list[torch.Tensor], image_sizes,
+    def pool(self, feats, boxes: list[torch.Tensor], image_sizes) -> torch.Tensor:
+        """RoI features of given boxes. Both heads' poolers are parameter-free and configured
+        alike, so one pooling serves every head that looks at the same boxes in one view."""
+        return self.roi_heads[0].box_roi_pool(feats, boxes, image_sizes)
+
+    def answer(self, head: int, pooled: torch.Tensor, boxes: list[torch.Tensor], image_sizes,
                labels: list[torch.Tensor]):
-        """Head `head`'s view of given boxes: (probs (K, C + 1), refined boxes (K, 4) for the
-        given 1-based labels, box features (K, D)), concatenated over images."""
+        """Head `head`'s view of given boxes (pooled by `pool`): (probs (K, C + 1), refined
+        boxes (K, 4) for the given 1-based labels, box features (K, D)), over all images."""
         roi = self.roi_heads[head]
-        f = roi.box_head(roi.box_roi_pool(feats, boxes, image_sizes))
+        f = roi.box_head(pooled)
         logits, deltas = roi.box_predictor(f)
-        decoded = roi.box_coder.decode(deltas, boxes)  # (K, C + 1, 4)
         lab = torch.cat(labels)
-        refined = decoded[torch.arange(len(lab)), lab]
+        # decode only the asked class's regression, not all C + 1
+        picked = deltas.reshape(len(lab), -1, 4)[torch.arange(len(lab)), lab]
+        refined = roi.box_coder.decode_single(picked, torch.cat(boxes))
         refined = torch.cat([box_ops.clip_boxes_to_image(r, s)
                              for r, s in zip(refined.split([len(b) for b in boxes]), image_sizes)])
         return F.softmax(logits, -1), refined, f
+
+
+def flipped_batch(images):
+    """The horizontally flipped twin of a transformed batch (an ImageList), without running
+    the transform again: each image's valid region is mirrored in place, padding stays right."""
+    tensors = torch.zeros_like(images.tensors)
+    for i, (h, w) in enumerate(images.image_sizes):
+        tensors[i, :, :h, :w] = images.tensors[i, :, :h, :w].flip(-1)
+    return type(images)(tensors, images.image_sizes)
 
 
 class TinyBackbone(nn.Sequential):

@@ -25,7 +25,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from harness.backends.base import Backend, TrainControl, TrainingSet
 from harness.backends.checkpoint import load_checkpoint, save_atomic
-from harness.backends.dual_rcnn import DualHeadRCNN, TinyBackbone
+from harness.backends.dual_rcnn import DualHeadRCNN, TinyBackbone, flipped_batch
 from harness.backends.training import image_tensor, train_detector
 from harness.boxes import hflip
 from harness.datasets.base import ImageSet
@@ -197,19 +197,23 @@ class FasterRCNNBackend(Backend):
         back = lambda bs, frame: torch.cat([resize_boxes(b, s, o) for b, s, o  # noqa: E731
                                             in zip(bs, frame, sizes)]) if bs else torch.zeros(0, 4)
         box_extras, image_extras = {}, {}
-        flip_feats = flip_in = None
+        frames = {}  # view frame -> (transformed images, features, shown boxes, pooled)
         for view in views:
             head = 1 if view.startswith("head2") else 0
-            if view.endswith("flip"):
-                if flip_feats is None:
-                    flip_in, _ = m.transform([img.flip(-1) for img in batch])
-                    flip_feats = m.features(flip_in.tensors)
-                shown = [_hflip_t(b, s[1]) for b, s in zip(boxes_t, flip_in.image_sizes)]
-                probs, refined, _ = m.answer(head, flip_feats, shown, flip_in.image_sizes, labels_t)
+            frame = "flip" if view.endswith("flip") else "orig"
+            if frame not in frames:
+                if frame == "flip":
+                    images = flipped_batch(tin)
+                    f = m.features(images.tensors)
+                    shown = [_hflip_t(b, s[1]) for b, s in zip(boxes_t, images.image_sizes)]
+                else:
+                    images, f, shown = tin, feats, boxes_t
+                frames[frame] = (images, shown, m.pool(f, shown, images.image_sizes))
+            images, shown, pooled = frames[frame]
+            probs, refined, _ = m.answer(head, pooled, shown, images.image_sizes, labels_t)
+            if frame == "flip":
                 refined = torch.cat([_hflip_t(r, s[1]) for r, s in
-                                     zip(refined.split(counts), flip_in.image_sizes)])
-            else:
-                probs, refined, _ = m.answer(head, feats, boxes_t, tin.image_sizes, labels_t)
+                                     zip(refined.split(counts), images.image_sizes)])
             box_extras[f"boxes@{view}"] = back(list(refined.split(counts)), tin.image_sizes).numpy()
             box_extras[f"probs@{view}"] = _bg_last(probs).numpy()
         if "box_features" in extras:

@@ -76,9 +76,6 @@ class TrainControl:
             raise ValueError("TrainControl needs exactly one of iterations or minutes")
 
 
-HUMAN = (Provenance.GROUND_TRUTH, Provenance.VERIFIED, Provenance.CORRECTED, Provenance.CLICK)
-
-
 @dataclass(frozen=True)
 class TrainingSet:
     """What one cycle trains on: images of `images` with boxes from a LabelTable.

@@ -176,7 +176,9 @@ def cmd_resume(args) -> int:
     if not found:
         raise ConfigError(f"no run under {root}: give a run folder (with config.yaml) or an "
                           "experiment folder")
-    configs = [resolve(p) for p in found]
+    # a run folder is <out>/<experiment>/<strategy>/seed<k>: resume where the folder is now,
+    # even if it was moved since it was written
+    configs = [resolve(p, out=str(p.parents[3]), experiment=p.parents[2].name) for p in found]
     exp, failures = run_grid(configs, _echo(args), progress=not args.quiet)
     print(f"summary: {exp / 'summary.csv'}")
     return 1 if failures else 0

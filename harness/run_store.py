@@ -28,8 +28,8 @@ from harness.labels import LabelTable
 
 LABEL_FIELDS = ("image", "boxes", "labels", "provenance", "score", "fully_annotated",
                 "labeled_cycle")
-# options that may differ when a run is resumed (they do not change its results)
-RESUMABLE = {"out", "data_root"}
+# options that may differ when a run is resumed (where it lives, not what it computes)
+RESUMABLE = {"out", "experiment", "data_root"}
 
 
 class RunStore:

@@ -27,3 +27,9 @@ def test_compare_writes_summary_and_curves_and_skips_finished_runs(tmp_path, cap
     # again: every run is complete, nothing is retrained
     assert main(argv) == 0
     assert capsys.readouterr().out.count("complete") == 4
+    # a moved experiment folder resumes where it is now
+    moved = tmp_path / "moved"
+    exp.rename(moved)
+    assert main(["resume", str(moved)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("complete") == 4 and str(moved) in out

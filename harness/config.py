@@ -46,6 +46,7 @@ class RunConfig:
     batch_labeled: int = 4
     batch_unlabeled: int = 4
     lr: float | None = None  # None: the backend preset's learning rate
+    pseudo_negatives: bool = True  # False: unlabelled regions of pseudo images are ignored
     warm_start: bool = True  # each cycle fine-tunes the previous cycle's model
     experiment: str = ""  # empty: named after the dataset
     out: str = "runs"

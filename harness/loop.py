@@ -106,6 +106,7 @@ class Campaign:
         return TrainControl(
             iterations=None if c.train_minutes else iters, minutes=c.train_minutes,
             batch_labeled=c.batch_labeled, batch_unlabeled=c.batch_unlabeled, lr=c.lr,
+            pseudo_negatives=c.pseudo_negatives,
             seed=c.seed * 1000 + cycle, progress=self.progress)
 
     def initial_labels(self) -> tuple[LabelTable, float, pd.DataFrame]:

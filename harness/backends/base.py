@@ -66,6 +66,9 @@ class TrainControl:
     weight_decay: float = 1e-4
     warmup_iterations: int = 50
     unlabeled_loss_weight: float = 1.0
+    # False: regions of a pseudo-labelled image that no pseudo box covers teach nothing
+    # (neither object nor background), for when the model misses many objects
+    pseudo_negatives: bool = True
     grad_clip: float | None = 10.0
     hflip_augment: bool = True
     seed: int = 0

@@ -9,6 +9,7 @@ box-to-box correspondence between head 1 on the image and head 2 on the flipped 
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 
 import torch
@@ -26,6 +27,21 @@ class DualHeadRCNN(nn.Module):
         self.backbone = first.backbone
         self.rpns = nn.ModuleList(d.rpn for d in detectors)
         self.roi_heads = nn.ModuleList(d.roi_heads for d in detectors)
+
+    @contextlib.contextmanager
+    def without_negatives(self):
+        """Anchors and proposals that match no box are ignored instead of being background:
+        every matcher's low threshold drops to 0, so what lies below the foreground threshold
+        falls 'between thresholds', which torchvision's samplers skip."""
+        matchers = [m.proposal_matcher for m in (*self.rpns, *self.roi_heads)]
+        saved = [m.low_threshold for m in matchers]
+        try:
+            for m in matchers:
+                m.low_threshold = 0.0
+            yield
+        finally:
+            for m, low in zip(matchers, saved):
+                m.low_threshold = low
 
     @property
     def n_heads(self) -> int:

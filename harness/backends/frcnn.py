@@ -166,7 +166,8 @@ class FasterRCNNBackend(Backend):
         control = replace(control, optimizer=control.optimizer or self.config.optimizer,
                           lr=control.lr or self.config.lr,
                           schedule=control.schedule or self.config.schedule)
-        return train_detector(self.model, data, control, to_target, desc="fit frcnn")
+        return train_detector(self.model, data, control, to_target, desc="fit frcnn",
+                              no_negatives=self.model.without_negatives)
 
     # -- inference -----------------------------------------------------------------------
     @torch.inference_mode()

@@ -7,6 +7,7 @@ computed on its own forward pass so the pseudo part can be down-weighted
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Callable
@@ -74,8 +75,13 @@ def load_batch(data: TrainingSet, positions: np.ndarray, rng: np.random.Generato
 
 
 def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainControl,
-                   to_target: Callable, desc: str = "train") -> dict:
-    """Train `model` in place. Returns {'iterations', 'seconds', 'loss'} (last smoothed loss)."""
+                   to_target: Callable, desc: str = "train",
+                   no_negatives: Callable | None = None) -> dict:
+    """Train `model` in place. Returns {'iterations', 'seconds', 'loss'} (last smoothed loss).
+
+    no_negatives: a context manager factory under which the model takes no background
+    examples; used on the pseudo stream when `control.pseudo_negatives` is False.
+    """
     if len(data) == 0:
         raise HarnessError("nothing to train on: the training set has no labelled or "
                            "pseudo-labelled image")
@@ -103,11 +109,14 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
         for group in opt.param_groups:
             group["lr"] = learning_rate(control, it, fraction)
         total = 0.0
-        for positions, weight in zip(sampler.next(), (1.0, control.unlabeled_loss_weight)):
+        for stream, (positions, weight) in enumerate(
+                zip(sampler.next(), (1.0, control.unlabeled_loss_weight))):
             if len(positions) == 0 or weight == 0:
                 continue
             images, targets = load_batch(data, positions, rng, control.hflip_augment, to_target)
-            losses = model(images, targets)
+            ignore_bg = stream == 1 and not control.pseudo_negatives and no_negatives
+            with no_negatives() if ignore_bg else contextlib.nullcontext():
+                losses = model(images, targets)
             total = total + weight * sum(losses.values())
         if not torch.isfinite(total):
             raise HarnessError(f"training diverged at iteration {it} (loss {float(total)}); "

@@ -142,3 +142,15 @@ def test_checkpoint_that_is_not_a_state_dict_is_refused(tmp_path):
     save_atomic({"format": "something-else"}, tmp_path / "other.pt")
     with pytest.raises(HarnessError, match="not a harness Faster R-CNN checkpoint"):
         FasterRCNNBackend.load(tmp_path / "other.pt")
+
+
+def test_without_negatives_ignores_unmatched_regions_and_restores():
+    m = FasterRCNNBackend(10, "cpu").model
+    before = [x.proposal_matcher.low_threshold for x in (*m.rpns, *m.roi_heads)]
+    with m.without_negatives():
+        matcher = m.roi_heads[0].proposal_matcher
+        labels = matcher(torch.tensor([[0.0, 0.2, 0.6]]))  # one box, three proposals
+        assert labels.tolist() == [matcher.BETWEEN_THRESHOLDS, matcher.BETWEEN_THRESHOLDS, 0]
+    assert [x.proposal_matcher.low_threshold for x in (*m.rpns, *m.roi_heads)] == before
+    assert m.roi_heads[0].proposal_matcher(torch.tensor([[0.0]])).tolist() == [
+        m.roi_heads[0].proposal_matcher.BELOW_LOW_THRESHOLD]

@@ -31,7 +31,7 @@ from harness.datasets import load_dataset
 from harness.datasets.base import Dataset, ImageSet
 from harness.evaluation import evaluate
 from harness.label_update import apply_answers, settled, with_pseudo_labels
-from harness.labels import LabelTable, Provenance
+from harness.labels import LabelTable
 from harness.pseudo_quality import pseudo_label_quality
 from harness.queries import Queries, QueryKind, actions_frame
 from harness.registry import BACKENDS, ORACLES, STRATEGIES

@@ -62,7 +62,3 @@ def with_pseudo_labels(labels: LabelTable, preds: PoolPredictions, known: np.nda
     take = (preds.scores >= tau) & ~labels.fully_annotated[preds.image] & ~known
     return base.with_boxes(preds.image[take], preds.boxes[take], preds.labels[take],
                            Provenance.PSEUDO, score=preds.scores[take])
-
-
-def empty_rejected(n_images: int) -> LabelTable:
-    return LabelTable.empty(n_images)

@@ -108,9 +108,10 @@ class RunStore:
         write_text_atomic(self.state / "progress.json", json.dumps(
             {"completed": cycle, "spent_seconds": spent_seconds, "carry": carry}))
         self._publish(cycle)
+        # resume needs only this cycle's model and the next cycle's labels
+        keep = {self.model_path(cycle), self.labels_path(cycle + 1)}
         for old in [*self.state.glob("model_*.pt"), *self.state.glob("labels_*.npz")]:
-            k = int(old.stem.split("_")[1])
-            if k < cycle or (old.suffix == ".npz" and k < cycle + 1 and k != 0):
+            if old not in keep:
                 old.unlink(missing_ok=True)
 
     def _publish(self, last: int) -> None:

@@ -223,6 +223,7 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
     if not last:
         store.save_labels(cycle + 1, labels, rejected)
     frame = pd.concat(actions, ignore_index=True) if actions else empty_actions()
+    store.save_confusion(cycle, metrics.confusion, camp.dataset.classes)
     store.commit(cycle, row, frame, spent, carry)
     camp.echo(f"{cfg.strategy} seed{cfg.seed} cycle {cycle}: {row['hours']:.2f} h, "
               f"{row['images_labeled']} images touched, AP50 {row['ap50']:.3f}")

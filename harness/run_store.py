@@ -3,10 +3,12 @@
     config.yaml          the resolved config
     cycles.csv           one row per completed cycle
     actions.parquet      one row per annotator action
+    confusion.parquet    per cycle, the test-set class confusion (cycle, true, predicted, count)
     state/progress.json  the last completed cycle: written last, it is the commit point
     state/labels_K.npz   labels the model of cycle K trains on
     state/model_K.pt     the model of cycle K (warm start for K + 1)
-    state/cycle_K.json, state/actions_K.parquet   the pieces cycles.csv / actions.parquet join
+    state/cycle_K.json, state/actions_K.parquet, state/confusion_K.parquet
+                         the pieces cycles.csv / actions.parquet / confusion.parquet join
 
 Every file is written to a temporary name and renamed; pieces of a cycle past the commit point
 are ignored and overwritten on resume.
@@ -98,6 +100,17 @@ class RunStore:
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
             {"kind": pd.Series([], dtype=object), "outcome": pd.Series([], dtype=object)})
 
+    def save_confusion(self, cycle: int, matrix, classes) -> None:
+        """The test-set confusion matrix of cycle `cycle`'s model ((C + 1, C + 1) counts, last
+        index background; see harness.evaluation.confusion_matrix), kept in long form with class
+        names so a report reads it without the dataset. Published by the cycle's commit."""
+        names = [str(c) for c in classes] + ["background"]
+        true, pred = np.meshgrid(np.arange(len(names)), np.arange(len(names)), indexing="ij")
+        frame = pd.DataFrame({"cycle": cycle, "true": np.asarray(names)[true.ravel()],
+                              "predicted": np.asarray(names)[pred.ravel()],
+                              "count": np.asarray(matrix, np.int64).ravel()})
+        write_parquet_atomic(self.state / f"confusion_{cycle}.parquet", frame)
+
     # -- commit --------------------------------------------------------------------------
     def commit(self, cycle: int, row: dict, actions: pd.DataFrame, spent_seconds: float,
                carry: float) -> None:
@@ -119,3 +132,8 @@ class RunStore:
         write_csv_atomic(self.dir / "cycles.csv", pd.DataFrame(rows))
         parts = [pd.read_parquet(self.state / f"actions_{c}.parquet") for c in range(last + 1)]
         write_parquet_atomic(self.dir / "actions.parquet", pd.concat(parts, ignore_index=True))
+        # a run begun before confusion matrices were saved has none for its early cycles
+        found = [self.state / f"confusion_{c}.parquet" for c in range(last + 1)]
+        parts = [pd.read_parquet(p) for p in found if p.is_file()]
+        if parts:
+            write_parquet_atomic(self.dir / "confusion.parquet", pd.concat(parts, ignore_index=True))

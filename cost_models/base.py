@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Mapping
 
 import numpy as np
@@ -50,7 +51,10 @@ def check_table(table: Mapping[str, float], where: str) -> dict[str, float]:
     return out
 
 
-def load_cost_model(spec: str, family: str = "voc") -> CostModel:
-    """`NAME[:ARG]`, e.g. `paper`, `table:costs.toml`, `stochastic:0.5`, for a dataset family."""
+def load_cost_model(spec: str, family: str = "voc", stats=None) -> CostModel:
+    """`NAME[:ARG]`, e.g. `paper`, `table:costs.toml`, `stochastic:0.5`, for a dataset family;
+    `stats` (cost_models.paper.DatasetStats) lets the per-object family price this dataset."""
     name, _, arg = spec.partition(":")
-    return COST_MODELS.get(name)(arg or None, family=family)
+    cls = COST_MODELS.get(name)
+    takes_stats = "stats" in inspect.signature(cls).parameters  # older plug-ins do not
+    return cls(arg or None, family=family, **({"stats": stats} if takes_stats else {}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cost_models.base import CostModel
-from cost_models.paper import FAMILIES
+from cost_models.paper import DatasetStats, family_table
 from harness.errors import ConfigError
 from harness.registry import COST_MODELS
 
@@ -14,14 +14,15 @@ from harness.registry import COST_MODELS
 class StochasticCost(CostModel):
     """Log-normal seconds per action whose median is the paper's constant (`stochastic[:SIGMA]`, default 0.5)."""
 
-    def __init__(self, arg: str | None = None, family: str = "voc"):
+    def __init__(self, arg: str | None = None, family: str = "voc",
+                 stats: DatasetStats | None = None):
         try:
             self.sigma = float(arg) if arg else 0.5
         except ValueError:
             raise ConfigError(f"stochastic cost model: sigma {arg!r} is not a number") from None
         if not 0 <= self.sigma <= 3:
             raise ConfigError(f"stochastic cost model: sigma {self.sigma} must be in [0, 3]")
-        self.table = dict(FAMILIES.get(family, FAMILIES["voc"]))
+        self.table = family_table(family, stats)
 
     def seconds(self, kinds, rng=None):
         median = super().seconds(kinds)

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from cost_models.base import CostModel, check_table
-from cost_models.paper import FAMILIES
+from cost_models.paper import DatasetStats, family_table
 from harness.errors import ConfigError
 from harness.registry import COST_MODELS
 
@@ -34,9 +34,10 @@ def read_table(path: Path) -> dict:
 class TableCost(CostModel):
     """Your own seconds per action from a TOML/YAML file (`table:FILE`); missing kinds keep the paper's."""
 
-    def __init__(self, arg: str | None = None, family: str = "voc"):
+    def __init__(self, arg: str | None = None, family: str = "voc",
+                 stats: DatasetStats | None = None):
         if not arg:
             raise ConfigError("the table cost model needs a file: table:FILE.toml")
         path = Path(arg).expanduser()
-        self.table = {**FAMILIES.get(family, FAMILIES["voc"]),
+        self.table = {**family_table(family, stats),
                       **check_table(read_table(path), str(path))}

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from cost_models import load_cost_model
+from cost_models.paper import DatasetStats
 from harness.backends.base import TrainControl, TrainingSet, require
 from harness.budget import affordable_prefix, cycle_budget, query_costs
 from harness.config import RunConfig, parse_amount
@@ -87,8 +88,10 @@ class Campaign:
         require(cfg.backend, backend_cls.capabilities, cfg.strategy, strategy.needs)
         ds, pool, test = pool_and_test(cfg)
         oracle = ORACLES.get(cfg.oracle)(pool, delta_pos=cfg.delta_pos, delta_bg=cfg.delta_bg)
-        cost = load_cost_model(cfg.cost_model, ds.family)
-        budget = cycle_budget(cfg, len(pool), int((~pool.ignore).sum()), cost["full_image"])
+        labelled_objects = int((~pool.ignore).sum())
+        cost = load_cost_model(cfg.cost_model, ds.family, DatasetStats(
+            len(ds.classes), labelled_objects / max(len(pool), 1)))
+        budget = cycle_budget(cfg, len(pool), labelled_objects, cost["full_image"])
         return cls(cfg, ds, pool, test, strategy, oracle, cost, budget,
                    RunStore(cfg.run_dir()), echo, progress)
 

@@ -133,7 +133,8 @@ class ImageSet:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Named splits sharing one class list. `family` picks cost constants ('voc' or 'coco').
+    """Named splits sharing one class list. `family` picks cost constants: 'voc', 'coco', or
+    'per-object' (the paper's prices carried to this dataset's class and object counts).
 
     Splits the loop uses are `pool` (unlabelled images to query) and `test`; a reader with a
     single annotation file gives one split named `all`, which `pool_and_test` divides.

@@ -220,4 +220,4 @@ def build_digits(cfg: DigitsConfig, use_cache: bool = True) -> Dataset:
     default = DigitsConfig(variant=cfg.variant)
     extra = ",".join(f"{k}={v}" for k, v in asdict(cfg).items() if k != "variant"
                      and v != getattr(default, k))
-    return Dataset(f"digits:{cfg.variant}" + (f",{extra}" if extra else ""), tuple(str(d) for d in range(10)), splits, family="voc")
+    return Dataset(f"digits:{cfg.variant}" + (f",{extra}" if extra else ""), tuple(str(d) for d in range(10)), splits, family="per-object")

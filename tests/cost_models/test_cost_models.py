@@ -164,3 +164,29 @@ def test_contract_every_cost_model_prices_every_action(name, family, spec_for):
     for kind in ACTION_KINDS:
         assert model[kind] > 0
     assert model["full_image"] > model["verify_box"]  # the premise of region-level queries
+
+
+def test_class_assignment_curve_reproduces_the_papers_two_constants():
+    from cost_models.paper import assign_class_seconds
+
+    assert assign_class_seconds(20) == pytest.approx(26.0, abs=0.1)  # VOC
+    assert assign_class_seconds(80) == pytest.approx(38.0, abs=0.1)  # COCO
+    assert assign_class_seconds(1000) == pytest.approx(60.0)  # an ImageNet image, about a minute
+    assert assign_class_seconds(10) < assign_class_seconds(20)
+
+
+def test_per_object_family_prices_a_dataset_by_its_objects_and_classes():
+    from cost_models.paper import DatasetStats, SECONDS_PER_OBJECT
+
+    voc_like = load_cost_model("paper", "per-object", DatasetStats(20, 40_058 / 16_551))
+    assert voc_like["full_image"] == pytest.approx(102.6, abs=0.01)  # VOC's own average image
+    assert voc_like["assign_class"] == pytest.approx(26.0, abs=0.05)
+    dense = load_cost_model("paper", "per-object", DatasetStats(10, 5.0))
+    assert dense["full_image"] == pytest.approx(5.0 * SECONDS_PER_OBJECT, abs=0.01)
+    assert dense["verify_box"] == 1.6 and dense["draw_box"] == 35.0
+    # the other models start from the same per-object prices
+    assert load_cost_model("stochastic", "per-object", DatasetStats(10, 5.0))["full_image"] \
+        == dense["full_image"]
+    with pytest.raises(ConfigError, match="per-object"):
+        load_cost_model("paper", "per-object")  # no statistics: cannot price
+    assert load_cost_model("paper:voc", "per-object", DatasetStats(10, 5.0))["full_image"] == 102.6

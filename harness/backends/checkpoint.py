@@ -1,4 +1,11 @@
-"""Checkpoints written atomically and read with `weights_only=True` (no pickled code runs)."""
+"""Checkpoints written atomically and read with `weights_only=True` (no pickled code runs).
+
+Two layouts are read: a harness checkpoint (a dict whose `format` starts with "harness-", with
+`config`, `n_classes`, `seed` and a state dict under `model`, as the backends' `save` writes it)
+and a plain state dict (name -> tensor, optionally under `model`, as torchvision's and most
+training scripts' weight files are). Anything else is refused here with a `CheckpointError`
+naming the file and what is wrong, before a backend touches it.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,10 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import HarnessError
+from harness.errors import CheckpointError
 from harness.io import atomic_path
+
+HARNESS_FIELDS = {"config": dict, "n_classes": int, "seed": int, "model": dict}
 
 
 def save_atomic(obj: dict, path: str | os.PathLike) -> None:
@@ -21,13 +30,46 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     """A dict saved by `save_atomic` or a plain state dict; anything else is a clear error."""
     path = Path(path)
     if not path.is_file():
-        raise HarnessError(f"checkpoint {path} not found")
+        raise CheckpointError(f"checkpoint {path} not found")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for foreign or damaged files
-        raise HarnessError(f"{path} is not a readable weights file ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0] if str(err) else ''}); give a state dict "
-                           "saved with torch.save") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(f"{path} is not a readable weights file ({type(err).__name__}: "
+                              f"{first}); give a state dict saved with torch.save") from None
     if not isinstance(obj, dict):
-        raise HarnessError(f"{path} holds a {type(obj).__name__}, not a state dict")
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict; give a "
+                              "file saved with torch.save(model.state_dict(), PATH)")
+    fmt = obj.get("format")
+    if isinstance(fmt, str):
+        if fmt.startswith("harness-"):
+            _check_harness(obj, path)
+        return obj  # another program's format: the backend says what it expects instead
+    model = obj.get("model")
+    _check_state_dict(model if isinstance(model, dict) else obj, path)
     return obj
+
+
+def _check_harness(obj: dict, path: Path) -> None:
+    missing = [k for k in HARNESS_FIELDS if k not in obj]
+    if missing:
+        raise CheckpointError(f"{path} is a damaged {obj['format']} checkpoint: it lacks "
+                              f"{', '.join(map(repr, missing))}; delete it (a run then repeats "
+                              "the cycle that wrote it) or give another file")
+    for key, kind in HARNESS_FIELDS.items():
+        if not isinstance(obj[key], kind) or isinstance(obj[key], bool):
+            raise CheckpointError(f"{path} is a damaged {obj['format']} checkpoint: {key!r} "
+                                  f"should be a {kind.__name__}, not {type(obj[key]).__name__}")
+    _check_state_dict(obj["model"], path)
+
+
+def _check_state_dict(state: dict, path: Path) -> None:
+    """name -> tensor, at least one entry."""
+    if not state:
+        raise CheckpointError(f"{path} holds an empty dict, not model weights")
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise CheckpointError(
+                f"{path} is not a state dict: entry {key!r} holds a {type(value).__name__}, "
+                "where every entry should be a tensor; give a file saved with "
+                "torch.save(model.state_dict(), PATH)")

@@ -1,17 +1,25 @@
-"""Pascal VOC reader: `voc:ROOT` with Annotations/, JPEGImages/, ImageSets/Main/*.txt."""
+"""Pascal VOC reader: `voc:ROOT` with Annotations/, JPEGImages/, ImageSets/Main/*.txt.
+
+A stem listed twice in one image set is an error (the image would be queried and paid for
+twice); a stem in both trainval and test gets a warning (the test AP would be optimistic).
+Boxes follow the rules in `validate`: zero-size boxes are skipped with one warning per split.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
+import warnings
+
 import numpy as np
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
 from harness.datasets.base import Dataset, FileImages, ImageSet
-from harness.datasets.validate import clean_box, inside, require_dir, require_file
-from harness.errors import DatasetError
+from harness.datasets.validate import (clean_box, image_size, inside, read_text, require_dir,
+                                       require_file, warn_skipped)
+from harness.errors import DatasetError, DatasetWarning
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -27,9 +35,14 @@ def voc_classes(root: Path) -> tuple[str, ...]:
     """The 20 VOC classes, or the names in ROOT/classes.txt (one a line) for a custom set."""
     custom = root / "classes.txt"
     if custom.is_file():
-        names = tuple(line.strip() for line in custom.read_text().splitlines() if line.strip())
+        names = tuple(line.strip() for line in read_text(custom, "class list").splitlines()
+                      if line.strip())
         if not names:
             raise DatasetError(f"{custom} lists no class names")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise DatasetError(f"{custom} lists {', '.join(map(repr, twice))} more than once; "
+                               "each class name must appear on one line only")
         return names
     return VOC_CLASSES
 
@@ -46,7 +59,7 @@ def _number(node, tag: str, where: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise DatasetError(f"{where}: <{tag}> is {text!r}, not a number") from None
+        raise DatasetError(f"{where}: <{tag}> is {text[:40]!r}, not a number") from None
 
 
 def _image_file(root: Path, stem: str, named: str | None, where: str) -> Path:
@@ -64,8 +77,9 @@ def _image_file(root: Path, stem: str, named: str | None, where: str) -> Path:
                        "and other extensions)")
 
 
-def read_annotation(xml_path: Path, class_index: dict[str, int]):
-    """One XML -> (filename, width, height, boxes, labels, difficult).
+def read_annotation(xml_path: Path, class_index: dict[str, int], skipped: list | None = None):
+    """One XML -> (filename, width, height, boxes, labels, difficult); the `where` of each
+    zero-size box it drops is appended to `skipped`.
 
     VOC pixel coordinates are 1-based and inclusive; x1 and y1 are shifted by one to give
     0-based xyxy boxes (the convention of torchvision's and mmdetection's VOC loaders).
@@ -78,13 +92,16 @@ def read_annotation(xml_path: Path, class_index: dict[str, int]):
         raise DatasetError(f"{xml_path}: malformed XML at line {line} column {col}") from None
     except DefusedXmlException as err:
         raise DatasetError(f"{xml_path}: refused unsafe XML ({err})") from None
+    except LookupError as err:  # an encoding Python does not know
+        raise DatasetError(f"{xml_path}: malformed XML ({err})") from None
+    except OSError as err:
+        raise DatasetError(f"{xml_path} cannot be read ({err.strerror or err})") from None
     root = tree.getroot()
     size = root.find("size")
     if size is None:
         raise DatasetError(f"{where}: missing <size>")
-    width, height = _number(size, "width", where), _number(size, "height", where)
-    if width <= 0 or height <= 0:
-        raise DatasetError(f"{where}: image size {width:g}x{height:g} is not positive")
+    width, height = image_size(_number(size, "width", where), _number(size, "height", where),
+                               where)
     filename = root.findtext("filename")
     boxes, labels, difficult = [], [], []
     for i, obj in enumerate(root.findall("object")):
@@ -97,7 +114,12 @@ def read_annotation(xml_path: Path, class_index: dict[str, int]):
         if bnd is None:
             raise DatasetError(f"{at}: missing <bndbox>")
         x1, y1, x2, y2 = (_number(bnd, t, at) for t in ("xmin", "ymin", "xmax", "ymax"))
-        boxes.append(clean_box([x1 - 1, y1 - 1, x2, y2], width, height, at))
+        box = clean_box([x1 - 1, y1 - 1, x2, y2], width, height, at)
+        if box is None:
+            if skipped is not None:
+                skipped.append(at)
+            continue
+        boxes.append(box)
         labels.append(class_index[name])
         difficult.append(obj.findtext("difficult", "0").strip() == "1")
     return filename, width, height, boxes, labels, difficult
@@ -110,18 +132,25 @@ def read_voc_split(root: Path, image_set: str, classes: tuple[str, ...], split: 
     root = require_dir(Path(root), "VOC root", LAYOUT_HINT)
     listing = require_file(root / "ImageSets" / "Main" / f"{image_set}.txt",
                            f"VOC image set {image_set!r}", LAYOUT_HINT)
-    stems = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
+    stems = [line.split()[0] for line in read_text(listing, "VOC image set").splitlines()
+             if line.strip()]
+    first = {}
+    for lineno, stem in enumerate(stems, 1):
+        if first.setdefault(stem, lineno) != lineno:
+            raise DatasetError(f"{listing}: {stem!r} is listed twice (lines {first[stem]} and "
+                               f"{lineno}); each image must be listed once")
     index = {c: i for i, c in enumerate(classes)}
-    paths, widths, heights, boxes, labels, ignore = [], [], [], [], [], []
+    paths, widths, heights, boxes, labels, ignore, skipped = [], [], [], [], [], [], []
     for stem in stems:
         where = f"{listing}: {stem}"
         xml = inside(root / "Annotations", stem + ".xml", where)
         if not xml.is_file():
             raise DatasetError(f"{where}: annotation {xml} is missing")
-        filename, w, h, b, lab, diff = read_annotation(xml, index)
+        filename, w, h, b, lab, diff = read_annotation(xml, index, skipped)
         paths.append(_image_file(root, stem, filename, str(xml)))
         widths.append(w), heights.append(h), boxes.append(b), labels.append(lab)
         ignore.append(diff)
+    warn_skipped(listing, skipped)
     return ImageSet.from_lists(split, id_base + np.arange(len(stems)), stems, widths, heights,
                                boxes, labels, ignore, FileImages(paths))
 
@@ -133,6 +162,12 @@ def read_voc(root: Path, name: str = "voc") -> Dataset:
     splits = {"pool": read_voc_split(root, "trainval", classes, "pool")}
     if (root / "ImageSets" / "Main" / "test.txt").is_file():
         splits["test"] = read_voc_split(root, "test", classes, "test", id_base=10_000_000)
+        both = sorted(set(splits["pool"].file_names) & set(splits["test"].file_names))
+        if both:
+            warnings.warn(DatasetWarning(
+                f"{root}: {len(both)} image(s) are in both trainval and test ({', '.join(both[:3])}"
+                f"{', ...' if len(both) > 3 else ''}); the test AP will be optimistic"),
+                stacklevel=2)
     else:
         splits = {"all": splits["pool"].subset(np.arange(len(splits["pool"])), "all")}
     return Dataset(name, classes, splits, family="voc")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
+import re
 import sys
+import traceback
+import warnings
 
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, HarnessWarning
 from harness.registry import ALL, describe
 
 
@@ -187,6 +192,15 @@ def cmd_resume(args) -> int:
     return 1 if failures else 0
 
 
+def cmd_figures(args) -> int:
+    """Exit 0 when something was drawn, 1 when the runs support no requested figure."""
+    from reports.figures import make_figures, parse_formats, parse_names
+
+    result = make_figures(args.runs_dir, args.out, parse_names(args.only),
+                          parse_formats(args.format), args.metric, report=not args.no_report)
+    return 0 if result.drawn else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness",
@@ -224,16 +238,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="a run folder or an experiment folder")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("figures", help="the paper's figures and tables from run folders")
+    p.add_argument("runs_dir", help="a results root, an experiment folder or a run folder")
+    p.add_argument("--only", help="comma-separated: fig1, fig4, fig5ab, fig5c, fig6ab, fig6c, "
+                                  "table1..table5, or fig5, fig6, tables (default: all)")
+    p.add_argument("--format", default="png", help="comma-separated: png, svg, pdf (default png)")
+    p.add_argument("--out", help="output folder (default RUNS_DIR/figures)")
+    p.add_argument("--metric", default="ap50", choices=["ap50", "ap", "voc07_ap50"],
+                   help="accuracy on curves and tables: ap50 (default), ap (AP50:95), voc07_ap50")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html")
+    p.set_defaults(func=cmd_figures)
     return parser
 
 
+def _paragraph(text: str) -> str:
+    """A message as one paragraph: line breaks (from YAML or torch messages) become spaces."""
+    return re.sub(r"\s*\n\s*", " ", str(text).strip())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None, *, _default):
+    if issubclass(category, HarnessWarning):
+        print(f"warning: {_paragraph(message)}", file=sys.stderr)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 on success, 1 when a run of a grid failed or on an internal error, 2 on a problem
+    the user can fix (a HarnessError, an OS error); 130 on Ctrl-C. Errors and harness warnings
+    are one paragraph each on stderr (`error: ...`, `warning: ...`), never a traceback unless
+    HARNESS_DEBUG is set."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except HarnessError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = functools.partial(_show_warning, _default=warnings.showwarning)
+        try:
+            return args.func(args)
+        except HarnessError as err:
+            print(f"error: {_paragraph(err)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except OSError as err:  # the machine's side: permissions, disk, a vanished file
+            where = f": {err.filename}" if err.filename else ""
+            print(f"error: {_paragraph(err.strerror or err)}{where}", file=sys.stderr)
+            return 2
+        except Exception as err:
+            if os.environ.get("HARNESS_DEBUG"):
+                raise
+            frame = traceback.extract_tb(err.__traceback__)[-1]
+            print(f"error: internal error, please report it: {type(err).__name__}: "
+                  f"{_paragraph(err)} (at {frame.filename}:{frame.lineno}); set "
+                  "HARNESS_DEBUG=1 to see the traceback", file=sys.stderr)
+            return 1

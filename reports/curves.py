@@ -12,20 +12,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
-# one colour and marker per strategy, the same in every figure
-PALETTE = sns.color_palette("colorblind", 10)
-ORDER = ["delr", "delr-random", "ssod", "random", "miaod", "coreset", "ll4al", "cdal",
-         "entropy", "soft-switch", "hard-switch", "omni-ec", "omni-point-ec"]
-MARKERS = "osD^vP*Xhp<>d"
+from reports.style import legend_order, line_style, metric_label  # noqa: E402
 
 
 def style(strategies) -> tuple[dict, dict]:
-    names = sorted(strategies, key=lambda s: (ORDER.index(s) if s in ORDER else len(ORDER), s))
-    colours = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(names)}
-    markers = {s: MARKERS[i % len(MARKERS)] for i, s in enumerate(names)}
-    return colours, markers
+    """Colour and marker per strategy, in legend order (fixed per strategy: reports.style)."""
+    names = legend_order(strategies)
+    return ({s: line_style(s).colour for s in names}, {s: line_style(s).marker for s in names})
 
 
 def curve_table(summary: pd.DataFrame, metric: str = "ap50", x: str = "hours") -> pd.DataFrame:
@@ -43,12 +37,12 @@ def plot_curves(summary: pd.DataFrame, path: Path, metric: str = "ap50", x: str 
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
     for strategy in colours:
         t = table[table["strategy"] == strategy].sort_values("cycle")
-        ax.plot(t["x_mean"], t["metric_mean"], marker=markers[strategy], color=colours[strategy],
-                label=strategy, linewidth=1.8)
+        ax.plot(t["x_mean"], t["metric_mean"], label=strategy, linewidth=1.8,
+                **line_style(strategy).kwargs())
         ax.fill_between(t["x_mean"], t["metric_mean"] - t["metric_std"],
                         t["metric_mean"] + t["metric_std"], color=colours[strategy], alpha=0.15)
     ax.set_xlabel("annotation time (hours)" if x == "hours" else x.replace("_", " "))
-    ax.set_ylabel({"ap50": "AP50", "ap": "AP50:95", "voc07_ap50": "AP50 (VOC07)"}.get(metric, metric))
+    ax.set_ylabel(metric_label(metric))
     seeds = int(table["seeds"].max())
     ax.set_title(f"{metric.upper()} per annotation hour (mean ± sd over {seeds} seed"
                  f"{'s' if seeds > 1 else ''})", fontsize=10)

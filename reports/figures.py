@@ -1,0 +1,171 @@
+"""`python -m harness figures RUNS_DIR`: every figure and table the runs can support.
+
+make_figures is the one entry point (the CLI and a `reproduce` command call it): it loads the
+runs once, draws each requested figure for each setting (a sweep holds several; see
+reports.runs), writes each table once over all runs, collects a reason for everything it could
+not draw, and writes report.html. Drawing functions never decide what to skip silently: each
+either returns the data it plotted or raises Skip with a reason that is printed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from harness.errors import HarnessError
+from reports import fig1, fig_classes, fig_confusion, fig_curves, fig_pseudo, html, tables
+from reports.output import FORMATS, Skip, save_data
+from reports.runs import Runs, load_runs
+from reports.style import metric_label
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    title: str
+    caption: str
+    draw: Callable  # (runs, stem, formats, metric=..., title=...) -> DataFrame
+
+
+def _curves(x):
+    def draw(runs, stem, formats, metric, title):
+        return fig_curves.draw(runs, stem, formats, x=x, metric=metric, title=title)
+    return draw
+
+
+def _no_metric(module):
+    def draw(runs, stem, formats, metric, title):
+        return module.draw(runs, stem, formats, title=title)
+    return draw
+
+
+FIGURES: dict[str, FigureSpec] = {
+    "fig1": FigureSpec("Fig. 1: pseudo annotations of the initial model",
+                       "Confident pseudo boxes (score >= tau) of the cycle-0 model on the pool, "
+                       "split by IoU with the best ground-truth box, and class accuracy per case.",
+                       _no_metric(fig1)),
+    "fig4": FigureSpec("Fig. 4: accuracy against labelled share",
+                       "Budget spent as a share of the pool at full-image cost (the paper's "
+                       "'% labels'); mean over seeds, band = one standard deviation.",
+                       _curves("budget_fraction")),
+    "fig5ab": FigureSpec("Fig. 5a-b: accuracy against annotation hours",
+                         "Annotator hours spent (initial set included unless waived); mean over "
+                         "seeds, band = one standard deviation.", _curves("hours")),
+    "fig5c": FigureSpec("Fig. 5c: per-class AP50, first and last cycle",
+                        "AP50 per class of DeLR (or the first strategy present) at cycle 0 and "
+                        "at the last cycle every seed reached; mean over seeds.",
+                        _no_metric(fig_classes)),
+    "fig6ab": FigureSpec("Fig. 6a-b: confusion matrices, DeLR against SSOD",
+                         "Test-set detections with score >= 0.5 matched one-to-one to ground "
+                         "truth at IoU >= 0.5; background row = false positives, background "
+                         "column = misses; last cycle, summed over seeds, row-normalised.",
+                         _no_metric(fig_confusion)),
+    "fig6c": FigureSpec("Fig. 6c: pseudo-box localization per cycle",
+                        "Share of confident pseudo boxes with IoU > 0.7, 0.3-0.7 and < 0.3 at "
+                        "each cycle, per strategy that predicts; mean over seeds.",
+                        _no_metric(fig_pseudo)),
+}
+TABLES: dict[str, str] = {
+    "table1": "Table 1: the influence of tau (pseudo-label score threshold)",
+    "table2": "Table 2: SSOD against DeLR (decoupled verification)",
+    "table3": "Table 3: the influence of delta_pos (annotator noise on IoU_pos)",
+    "table4": "Table 4: the influence of delta_bg (annotator noise on IoU_bg)",
+    "table5": "Table 5: strategies on another detector (gap to DeLR in brackets)",
+}
+ALIASES = {"fig5": ["fig5ab", "fig5c"], "fig6": ["fig6ab", "fig6c"], "tables": list(TABLES),
+           "figures": list(FIGURES), "all": [*FIGURES, *TABLES]}
+
+
+@dataclass
+class Drawn:
+    name: str  # fig4, table1, ...
+    title: str
+    caption: str
+    setting: str  # "" when the runs hold one setting
+    files: list[Path]
+    data: pd.DataFrame
+    table: pd.DataFrame | None = None  # tables: the wide table as printed
+
+
+@dataclass
+class Result:
+    out: Path
+    runs: Runs
+    drawn: list[Drawn] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (name [setting], reason)
+    report: Path | None = None
+
+
+def parse_names(text: str | None) -> list[str]:
+    """'fig1,fig5,tables' -> ['fig1', 'fig5ab', 'fig5c', 'table1', ...]; None -> everything."""
+    if not text:
+        return [*FIGURES, *TABLES]
+    names = []
+    for item in (t.strip().lower() for t in text.split(",") if t.strip()):
+        expanded = ALIASES.get(item, [item])
+        unknown = [n for n in expanded if n not in FIGURES and n not in TABLES]
+        if unknown:
+            raise HarnessError(f"unknown figure {item!r}; choose from "
+                               f"{', '.join([*FIGURES, *TABLES, *ALIASES])}")
+        names += [n for n in expanded if n not in names]
+    return names
+
+
+def parse_formats(text: str | None) -> tuple[str, ...]:
+    formats = tuple(f.strip().lower() for f in (text or "png").split(",") if f.strip())
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise HarnessError(f"unknown format {', '.join(bad) or '(none)'}; choose from "
+                           f"{', '.join(FORMATS)}")
+    return formats
+
+
+def slug(setting: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", setting.replace(", ", "__")).strip("_")
+
+
+def make_figures(root: str | Path, out: str | Path | None = None, only: list[str] | None = None,
+                 formats=("png",), metric: str = "ap50", report: bool = True,
+                 echo: Callable[[str], None] = print) -> Result:
+    """Draw `only` (default: all) from the runs under `root` into `out` (default
+    root/figures). Raises HarnessError when there is no run; never for a figure it cannot
+    draw (that lands in Result.skipped)."""
+    runs = load_runs(root)
+    out = Path(out) if out else Path(root) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    result = Result(out, runs)
+    names = only or [*FIGURES, *TABLES]
+    settings = runs.settings()
+    for name in (n for n in names if n in FIGURES):
+        spec = FIGURES[name]
+        for setting, sub in settings:
+            stem = out / (f"{name}__{slug(setting)}" if len(settings) > 1 else name)
+            try:
+                data = spec.draw(sub, stem, formats, metric, setting)
+            except Skip as why:
+                result.skipped.append((f"{name} [{setting}]" if setting else name, str(why)))
+                continue
+            files = [stem.with_name(f"{stem.name}.{f}") for f in formats] + [save_data(data, stem)]
+            result.drawn.append(Drawn(name, spec.title, spec.caption, setting, files, data))
+    for name in (n for n in names if n in TABLES):
+        try:
+            data, table = tables.build(name, runs, metric)
+        except Skip as why:
+            result.skipped.append((name, str(why)))
+            continue
+        caption = f"{TABLES[name]}; {metric_label(metric)}, mean over seeds"
+        files = tables.write_table(table, out / name, caption)
+        result.drawn.append(Drawn(name, TABLES[name], caption, "", files, data, table))
+    if report:
+        result.report = html.write_report(result, out / "report.html")
+    for d in result.drawn:
+        echo(f"wrote {d.name}{f' [{d.setting}]' if d.setting else ''}: "
+             f"{', '.join(str(f) for f in d.files)}")
+    for name, why in result.skipped:
+        echo(f"skipped {name}: {why}")
+    if result.report:
+        echo(f"report: {result.report}")
+    return result

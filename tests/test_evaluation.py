@@ -205,3 +205,53 @@ def test_faster_coco_eval_agrees_with_pycocotools(seed):
     assert ap == pytest.approx(ref, abs=1e-6)
     present = np.unique(split.labels[~split.ignore])
     np.testing.assert_allclose(per_class[present], ref_per_class[present], atol=1e-6)
+
+
+# -- confusion matrix (Fig. 6a-b): hand-counted cases -------------------------------------------
+
+def confusion(split, n_classes, rows, **kw):
+    from harness.evaluation import confusion_matrix
+
+    return confusion_matrix(split, n_classes, *dets(rows), **kw)
+
+
+def test_confusion_counts_hits_confusions_misses_and_false_positives():
+    # image 0: A (class 0) found as 0, B (class 1) found as 2, FAR a false positive of class 1;
+    # image 1: C (class 2) never found; image 2: no objects, a detection of class 0
+    split = split_of([[(0, A), (1, B)], [(2, C)], []])
+    m = confusion(split, 3, [(0, 0, 0.9, A), (0, 2, 0.8, B), (0, 1, 0.7, FAR), (2, 0, 0.6, A)])
+    expected = np.zeros((4, 4), np.int64)
+    expected[0, 0] = 1  # hit
+    expected[1, 2] = 1  # right place, wrong class: a confusion, not a miss plus a false positive
+    expected[2, 3] = 1  # miss
+    expected[3, 1] = expected[3, 0] = 1  # false positives
+    np.testing.assert_array_equal(m, expected)
+
+
+def test_confusion_drops_low_scores_and_counts_a_duplicate_once():
+    split = split_of([[(0, A)], [(1, B)]])
+    m = confusion(split, 2, [(0, 0, 0.9, A), (0, 0, 0.8, [11, 11, 30, 30]), (1, 1, 0.4, B)])
+    assert m[0, 0] == 1 and m[2, 0] == 1  # the second box on A is a false positive
+    assert m[1, 2] == 1  # B's only detection scores below 0.5: a miss
+    assert m.sum() == 3
+
+
+def test_confusion_pairs_the_best_fitting_box_first():
+    # the lower-scored detection fits A better, so it takes A; the other is a false positive
+    split = split_of([[(0, A)]])
+    loose, tight = [10, 10, 36, 30], [10, 10, 31, 30]
+    m = confusion(split, 3, [(0, 1, 0.9, loose), (0, 2, 0.6, tight)])
+    assert m[0, 2] == 1 and m[3, 1] == 1 and m.sum() == 2
+
+
+def test_confusion_ignores_difficult_boxes():
+    # a detection on a difficult box is neither hit nor false positive; the box is no miss
+    split = split_of([[(0, A), (1, B)]], ignore=[[False, True]])
+    m = confusion(split, 2, [(0, 0, 0.9, A), (0, 1, 0.9, B)])
+    assert m[0, 0] == 1 and m.sum() == 1
+
+
+def test_evaluate_returns_the_confusion_matrix():
+    split = split_of([[(0, A), (1, B)]])
+    metrics = evaluate(split, ["a", "b"], *dets([(0, 0, 0.9, A)]))
+    np.testing.assert_array_equal(metrics.confusion, [[1, 0, 0], [0, 0, 1], [0, 0, 0]])

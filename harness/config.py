@@ -7,6 +7,8 @@ folder alone.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -66,6 +68,8 @@ FIELDS = {f.name: f for f in fields(RunConfig)}
 
 
 def _coerce(name: str, value: Any) -> Any:
+    """A file or flag value as the field's type; a list where a number belongs, a float where
+    a count belongs or `yes` where a name belongs is an error, never silently converted."""
     default = getattr(RunConfig(), name)
     kind = type(default) if default is not None else None
     hint = FIELDS[name].type
@@ -77,27 +81,44 @@ def _coerce(name: str, value: Any) -> Any:
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError
                 return value.lower() in ("true", "1", "yes")
+            if value not in (True, False) or not isinstance(value, (bool, int)):
+                raise ValueError
             return bool(value)
+        if isinstance(value, bool):  # YAML reads yes / no / on / off as booleans
+            raise ValueError
         if kind is int or "int" in str(hint) and "float" not in str(hint):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
+            if not isinstance(value, (int, float, str)):
+                raise TypeError
             return int(value)
         if kind is float or "float" in str(hint):
+            if not isinstance(value, (int, float, str)):
+                raise TypeError
             return float(value)
         if kind is dict:
-            if not isinstance(value, dict):
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
                 raise ValueError
             return dict(value)
+        if not isinstance(value, (str, int, float)):
+            raise TypeError
         return str(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"config option {name!r}: {value!r} is not a valid {hint}") from None
+    except (TypeError, ValueError, OverflowError):
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ConfigError(f"config option {name!r}: {shown} is not a valid {hint}") from None
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({err.reason}); save it as "
+                          "UTF-8") from None
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read ({err.strerror or err})") from None
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except tomllib.TOMLDecodeError as err:
@@ -105,10 +126,13 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: malformed or unsafe YAML{at} ({getattr(err, 'problem', err)})") from None
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())
+        hint = ("; Python and other custom tags are refused: a config holds plain option: "
+                "value pairs" if "tag" in problem else "")
+        raise ConfigError(f"{path}: malformed or unsafe YAML{at} ({problem}){hint}") from None
     if data is None:
         return {}
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise ConfigError(f"{path}: expected a mapping of option names to values")
     return data
 
@@ -128,8 +152,10 @@ def resolve(file: str | Path | None = None, **flags: Any) -> RunConfig:
         values["initial_train_iters"] = None  # a per-cycle length given alone applies to cycle 0 too
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        raise ConfigError(f"unknown config option(s) {', '.join(unknown)}; known: "
-                          f"{', '.join(sorted(FIELDS))}")
+        close = [m for u in unknown for m in difflib.get_close_matches(u, FIELDS, n=1)]
+        raise ConfigError(f"unknown config option(s) {', '.join(unknown)}"
+                          f"{' (did you mean ' + ', '.join(close) + '?)' if close else ''}; "
+                          f"known: {', '.join(sorted(FIELDS))}")
     cfg = RunConfig(**{k: _coerce(k, v) for k, v in values.items()})
     validate(cfg)
     return cfg
@@ -151,8 +177,26 @@ def parse_amount(text: str, what: str) -> tuple[str, float]:
 def validate(cfg: RunConfig) -> None:
     if cfg.cycles < 0:
         raise ConfigError(f"cycles must be >= 0, got {cfg.cycles}")
-    if not 0 <= cfg.tau <= 1:
-        raise ConfigError(f"tau must be in [0, 1], got {cfg.tau}")
+    if cfg.seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {cfg.seed}")
+    for name in ("tau", "delta_pos", "delta_bg"):
+        if not 0 <= getattr(cfg, name) <= 1:
+            raise ConfigError(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
+    for name in ("pool_size", "test_size", "train_iters", "initial_train_iters",
+                 "batch_labeled"):
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be a positive count, got {value}")
+    if cfg.batch_unlabeled < 0:
+        raise ConfigError(f"batch_unlabeled must be >= 0, got {cfg.batch_unlabeled}")
+    for name in ("train_minutes", "lr"):
+        value = getattr(cfg, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} must be a positive number, got {value}")
+    if cfg.experiment and (cfg.experiment in (".", "..")
+                           or re.search(r"[/\\\x00]", cfg.experiment)):
+        raise ConfigError(f"experiment {cfg.experiment!r} must be a plain folder name (no /, "
+                          "\\ or ..): results go to OUT/EXPERIMENT/")
     if cfg.budget_unit not in ("seconds", "images", "boxes"):
         raise ConfigError(f"budget_unit must be seconds, images or boxes, got {cfg.budget_unit!r}")
     if (cfg.train_iters is None) == (cfg.train_minutes is None):

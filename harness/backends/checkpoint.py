@@ -10,6 +10,8 @@ naming the file and what is wrong, before a backend touches it.
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -32,11 +34,19 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols mean nothing here
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path} is not a readable weights file: it is not a torch file, or it holds Python "
+            "objects besides tensors, which are refused because loading them can run code; "
+            f"give a state dict saved with torch.save(model.state_dict(), PATH)") from None
     except Exception as err:  # torch raises many types for foreign or damaged files
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise CheckpointError(f"{path} is not a readable weights file ({type(err).__name__}: "
-                              f"{first}); give a state dict saved with torch.save") from None
+        first = str(err).strip().splitlines()[0][:120] if str(err).strip() else ""
+        raise CheckpointError(f"{path} is not a readable weights file: damaged or not a torch "
+                              f"file ({type(err).__name__}: {first}); give a state dict saved "
+                              "with torch.save(model.state_dict(), PATH)") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict; give a "
                               "file saved with torch.save(model.state_dict(), PATH)")
@@ -54,8 +64,8 @@ def _check_harness(obj: dict, path: Path) -> None:
     missing = [k for k in HARNESS_FIELDS if k not in obj]
     if missing:
         raise CheckpointError(f"{path} is a damaged {obj['format']} checkpoint: it lacks "
-                              f"{', '.join(map(repr, missing))}; delete it (a run then repeats "
-                              "the cycle that wrote it) or give another file")
+                              f"{', '.join(map(repr, missing))}; give another file (for a run's "
+                              "state/model_K.pt: delete the run folder to start it again)")
     for key, kind in HARNESS_FIELDS.items():
         if not isinstance(obj[key], kind) or isinstance(obj[key], bool):
             raise CheckpointError(f"{path} is a damaged {obj['format']} checkpoint: {key!r} "
@@ -68,8 +78,9 @@ def _check_state_dict(state: dict, path: Path) -> None:
     if not state:
         raise CheckpointError(f"{path} holds an empty dict, not model weights")
     for key, value in state.items():
-        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            raise CheckpointError(
-                f"{path} is not a state dict: entry {key!r} holds a {type(value).__name__}, "
-                "where every entry should be a tensor; give a file saved with "
-                "torch.save(model.state_dict(), PATH)")
+        problem = (f"key {key!r} is not a parameter name" if not isinstance(key, str) else
+                   f"entry {key!r} is not a tensor ({type(value).__name__})"
+                   if not isinstance(value, torch.Tensor) else None)
+        if problem:
+            raise CheckpointError(f"{path} is not a state dict: {problem}; give a file saved "
+                                  "with torch.save(model.state_dict(), PATH)")

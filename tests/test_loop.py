@@ -14,7 +14,7 @@ import pytest
 
 from harness.cli import main
 from harness.config import resolve
-from harness.loop import run_campaign
+from harness.loop import Campaign, run_campaign
 
 TINY = dict(dataset="digits", pool_size=30, test_size=8, cycles=2, train_iters=2,
             initial="20%", cycle_budget="10%")
@@ -56,9 +56,11 @@ def test_hours_are_the_priced_actions_and_no_cycle_overspends(delr_run):
     d = delr_run.run_dir()
     cycles = pd.read_csv(d / "cycles.csv")
     actions = pd.read_parquet(d / "actions.parquet")
-    # initial set: 20% of 30 images at 102.6 s
-    assert cycles.loc[0, "hours"] == pytest.approx(6 * 102.6 / 3600)
-    budget = 0.10 * 30 * 102.6
+    full = Campaign.build(delr_run, echo=lambda _: None).cost["full_image"]
+    assert full > 102.6  # digits has more objects per image than VOC: priced per object
+    # initial set: 20% of 30 images at the full-image price
+    assert cycles.loc[0, "hours"] == pytest.approx(6 * full / 3600)
+    budget = 0.10 * 30 * full
     assert (actions["cycle"] >= 1).any(), "DeLR asked nothing"
     for c in (1, 2):  # leftovers carry over, but nothing is ever overspent
         spent = actions.loc[(actions["cycle"] >= 1) & (actions["cycle"] <= c), "seconds"].sum()

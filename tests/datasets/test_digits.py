@@ -51,7 +51,7 @@ def test_seed_changes_the_data(small):
 
 def test_shapes_and_classes(small):
     assert small.classes == tuple(str(d) for d in range(10))
-    assert small.family == "voc"
+    assert small.family == "per-object"  # neither VOC nor COCO: priced per object
     pool, test = small.splits["pool"], small.splits["test"]
     assert len(pool) == 40 and len(test) == 10
     img = pool.image(0)

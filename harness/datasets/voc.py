@@ -7,10 +7,9 @@ Boxes follow the rules in `validate`: zero-size boxes are skipped with one warni
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
-
-import warnings
 
 import numpy as np
 from defusedxml import ElementTree
@@ -73,8 +72,10 @@ def _image_file(root: Path, stem: str, named: str | None, where: str) -> Path:
         path = inside(folder, stem + ext, where)
         if path.is_file():
             return path
-    raise DatasetError(f"{where}: no image for {stem!r} in {folder} (tried {named or stem}.jpg "
-                       "and other extensions)")
+    tried = f"{named!r}, " if named else ""
+    raise DatasetError(f"{where}: no image for {stem!r} in {folder} (tried {tried}{stem}.jpg and "
+                       "other extensions); put the image there or remove the stem from the "
+                       "image set")
 
 
 def read_annotation(xml_path: Path, class_index: dict[str, int], skipped: list | None = None):
@@ -89,7 +90,8 @@ def read_annotation(xml_path: Path, class_index: dict[str, int], skipped: list |
         tree = ElementTree.parse(xml_path)
     except ParseError as err:
         line, col = err.position
-        raise DatasetError(f"{xml_path}: malformed XML at line {line} column {col}") from None
+        raise DatasetError(f"{xml_path}: malformed XML at line {line} column {col} (truncated, "
+                           "or not an XML file?)") from None
     except DefusedXmlException as err:
         raise DatasetError(f"{xml_path}: refused unsafe XML ({err})") from None
     except LookupError as err:  # an encoding Python does not know

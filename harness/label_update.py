@@ -8,16 +8,20 @@ from harness.boxes import best_match
 from harness.labels import LabelTable, Provenance
 from harness.predictions import PoolPredictions
 from harness.queries import Queries, QueryKind
+from harness.weak_labels import boxes_for_points
 from oracles.base import CORRECT, DROP, KEEP, Answers
 
 
 def apply_answers(labels: LabelTable, rejected: LabelTable, queries: Queries, answers: Answers,
-                  cycle: int) -> tuple[LabelTable, LabelTable]:
+                  cycle: int, preds: PoolPredictions | None = None) -> tuple[LabelTable, LabelTable]:
     """New (labels, rejected regions) after the answered queries.
 
     verify_box keep -> a VERIFIED box (its class as checked, or as predicted if trusted);
     correct -> the annotator's CORRECTED box; drop -> a rejected region, never pseudo-labelled
-    again; full_image -> the image's human boxes replaced by GROUND_TRUTH, image complete.
+    again; full_image -> the image's human boxes replaced by GROUND_TRUTH, image complete;
+    extreme_click_box -> EXTREME_CLICK boxes, image complete (every object has its box);
+    click / point -> CLICK boxes taken from `preds` (the detections the questions were asked
+    from, see harness/weak_labels.py), image touched but not complete.
     """
     vb = queries.kind == QueryKind.VERIFY_BOX
     keep = vb & (answers.box_verdict == KEEP)
@@ -35,10 +39,29 @@ def apply_answers(labels: LabelTable, rejected: LabelTable, queries: Queries, an
     labels = labels.with_boxes(queries.image[answers.drawn_query[drawn]],
                                answers.drawn_boxes[drawn], answers.drawn_labels[drawn],
                                Provenance.GROUND_TRUTH)
+    ec = queries.kind == QueryKind.EXTREME_CLICK_BOX
+    ec_images = queries.image[ec]
+    if len(ec_images):
+        labels = labels.select(~np.isin(labels.image, ec_images))
+        drawn = ec[answers.drawn_query]
+        labels = labels.with_boxes(queries.image[answers.drawn_query[drawn]],
+                                   answers.drawn_boxes[drawn], answers.drawn_labels[drawn],
+                                   Provenance.EXTREME_CLICK)
+    weak = np.isin(queries.kind, (QueryKind.CLICK, QueryKind.POINT))
+    if weak.any():
+        if preds is None:
+            raise ValueError("clicks and points need the detections they were asked from")
+        drawn = weak[answers.drawn_query]
+        img = queries.image[answers.drawn_query[drawn]]
+        lab = answers.drawn_labels[drawn]
+        row = boxes_for_points(img, answers.drawn_points[drawn], lab, preds)
+        ok = row >= 0
+        labels = labels.with_boxes(img[ok], preds.boxes[row[ok]], lab[ok], Provenance.CLICK)
+        labels = labels.mark(queries.image[weak], cycle, full=False)
     rejected = rejected.with_boxes(queries.image[drop], queries.boxes[drop], queries.labels[drop],
                                    Provenance.PSEUDO)
     labels = labels.mark(queries.image[vb], cycle, full=False)
-    labels = labels.mark(full_images, cycle, full=True)
+    labels = labels.mark(np.concatenate([full_images, ec_images]), cycle, full=True)
     return labels, rejected
 
 

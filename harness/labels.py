@@ -21,7 +21,8 @@ class Provenance(IntEnum):
     VERIFIED = 1  # a pseudo box the annotator confirmed
     CORRECTED = 2  # a pseudo box replaced by the annotator's box
     PSEUDO = 3  # model output, never checked
-    CLICK = 4  # weak label: a box derived from a centre click
+    CLICK = 4  # weak label: the model's box around an annotator's click or point
+    EXTREME_CLICK = 5  # weak label: a (noisy) box from extreme clicking
 
 
 @dataclass(frozen=True)

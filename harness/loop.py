@@ -109,7 +109,7 @@ class Campaign:
         return TrainControl(
             iterations=None if c.train_minutes else iters, minutes=c.train_minutes,
             batch_labeled=c.batch_labeled, batch_unlabeled=c.batch_unlabeled, lr=c.lr,
-            pseudo_negatives=c.pseudo_negatives,
+            pseudo_negatives=c.pseudo_negatives, objectives=self.strategy.training_objectives(),
             seed=c.seed * 1000 + cycle, progress=self.progress)
 
     def initial_labels(self) -> tuple[LabelTable, float, pd.DataFrame]:
@@ -142,6 +142,8 @@ class Campaign:
                                           "backend", "preset", "weights", "train_iters",
                                           "train_minutes", "initial_train_iters",
                                           "batch_labeled", "batch_unlabeled", "lr")}
+        if self.strategy.training_objectives():  # a model trained with extra heads is not shared
+            key["objectives"] = self.strategy.training_objectives()
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         return Path(c.out) / c.experiment_name() / "_shared" / f"cycle0-{digest}.pt"
 
@@ -216,7 +218,7 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
         n = affordable_prefix(cost, allowance)
         seconds = seconds[answers.action_query < n]
         queries, answers = queries.take(np.arange(n)), answers_prefix(answers, n)
-        labels, rejected = apply_answers(labels, rejected, queries, answers, cycle + 1)
+        labels, rejected = apply_answers(labels, rejected, queries, answers, cycle + 1, preds)
         if s.pseudo_labels:
             labels = with_pseudo_labels(labels, preds, settled(preds, labels, rejected), cfg.tau)
         spent += float(seconds.sum())

@@ -7,18 +7,29 @@ are fresh draws per verification: an annotator cannot judge IoU exactly. The pap
 annotator the pseudo box enlarged twice; a correction whose ground-truth box is not inside that
 region counts as a drop ("no valid box within the offered region").
 Class verification compares with the matched box's class (verify_class, + assign_class if wrong).
+
+Image-level questions are answered object by object: a full image gives every object's box and
+class; clicks (a centre click, Papadopoulos et al. CVPR 2017) and points (anywhere on the object,
+Omni-DETR) give a point and a class per object and no box; extreme clicking gives a noisy box
+(oracles/extreme_clicks.py). Each object of a click, point or extreme-click query is one action.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from harness.boxes import best_match
+from harness.boxes import best_match, iou_pairwise
 from harness.datasets.base import ImageSet
 from harness.errors import ConfigError
 from harness.queries import QueryKind, Queries
 from harness.registry import ORACLES
 from oracles.base import CORRECT, DONE, DROP, FIX, KEEP, NONE, Answers, Oracle
+from oracles.extreme_clicks import extreme_click_boxes, random_points
+
+IMAGE_LEVEL = (QueryKind.FULL_IMAGE, QueryKind.CLICK, QueryKind.POINT, QueryKind.EXTREME_CLICK_BOX)
+# image-level questions answered object by object, each object one priced action
+PER_OBJECT_ACTIONS = {QueryKind.CLICK: "click", QueryKind.POINT: "point",
+                      QueryKind.EXTREME_CLICK_BOX: "extreme_click_box"}
 
 
 def _enlarge(boxes: np.ndarray, scale: float) -> np.ndarray:
@@ -33,7 +44,7 @@ class SimulatedAnnotator(Oracle):
 
     def __init__(self, pool: ImageSet, iou_pos: float = 0.7, iou_bg: float = 0.3,
                  delta_pos: float = 0.0, delta_bg: float = 0.0, region_scale: float = 2.0,
-                 click_jitter: float = 0.0):
+                 click_jitter: float = 0.0, extreme_click_precision: float = 1.0):
         if not 0 <= iou_bg < iou_pos <= 1:
             raise ConfigError(f"oracle thresholds need 0 <= iou_bg < iou_pos <= 1, got "
                               f"iou_bg={iou_bg}, iou_pos={iou_pos}")
@@ -44,6 +55,7 @@ class SimulatedAnnotator(Oracle):
         self.iou_pos, self.iou_bg = iou_pos, iou_bg
         self.delta_pos, self.delta_bg = delta_pos, delta_bg
         self.region_scale, self.click_jitter = region_scale, click_jitter
+        self.extreme_click_precision = extreme_click_precision
         # the objects an annotator can point at: crowd / difficult regions excluded
         real = ~pool.ignore
         self.gt_rows = np.nonzero(real)[0]
@@ -129,17 +141,31 @@ class SimulatedAnnotator(Oracle):
         fixed = checks[~said_ok]
         label[fixed] = self._named(self.gt_labels[match[fixed]], rng)
 
-        drawn_query, drawn_boxes, drawn_labels, drawn_points = [], [], [], []
-        img_q = np.nonzero((queries.kind == QueryKind.FULL_IMAGE) | (queries.kind == QueryKind.CLICK))[0]
+        drawn_query, drawn_boxes, drawn_labels, drawn_points, drawn_iou = [], [], [], [], []
+        img_q = np.nonzero(np.isin(queries.kind, IMAGE_LEVEL))[0]
         if len(img_q):
             owner, rows = self.objects_of(queries.image[img_q])
             dq = img_q[owner]
-            is_click = queries.kind[dq] == QueryKind.CLICK
+            kind = queries.kind[dq][:, None]
+            truth = self.gt_boxes[rows]
+            nan = np.full_like(truth, np.nan)
+            # weak labels carry no box: the harness derives one from the model, never from here
+            boxes = np.where(kind == QueryKind.FULL_IMAGE, self._drawn(rows, rng), nan)
+            ec = kind[:, 0] == QueryKind.EXTREME_CLICK_BOX
+            if ec.any():
+                boxes[ec] = extreme_click_boxes(truth[ec], self.gt_image_size[rows[ec]], rng,
+                                                self.extreme_click_precision)
+            points = np.full((len(rows), 2), np.nan, np.float32)
+            click = kind[:, 0] == QueryKind.CLICK
+            points[click] = self.click_points(rows[click], rng)
+            point = kind[:, 0] == QueryKind.POINT
+            points[point] = random_points(truth[point], rng)
             drawn_query.append(dq)
-            drawn_boxes.append(np.where(is_click[:, None], self.gt_boxes[rows],
-                                        self._drawn(rows, rng)))
+            drawn_boxes.append(boxes)
             drawn_labels.append(self._named(self.gt_labels[rows], rng))
-            drawn_points.append(np.where(is_click[:, None], self.click_points(rows, rng), np.nan))
+            drawn_points.append(points)
+            drawn_iou.append(np.where(ec, iou_pairwise(np.where(ec[:, None], boxes, truth), truth),
+                                      np.nan))
         cat = lambda xs, shape, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(shape, dt)  # noqa: E731
         d_query = cat(drawn_query, (0,), np.int64)
         answers = dict(
@@ -149,10 +175,12 @@ class SimulatedAnnotator(Oracle):
             drawn_labels=cat(drawn_labels, (0,), np.int64),
             drawn_points=cat(drawn_points, (0, 2), np.float32),
         )
-        return Answers(**answers, **self._actions(queries, box_verdict, class_verdict, iou, d_query))
+        d_iou = cat(drawn_iou, (0,), np.float32)
+        return Answers(**answers, **self._actions(queries, box_verdict, class_verdict, iou,
+                                                  d_query, d_iou))
 
     @staticmethod
-    def _actions(queries, box_verdict, class_verdict, iou, drawn_query) -> dict:
+    def _actions(queries, box_verdict, class_verdict, iou, drawn_query, drawn_iou) -> dict:
         """The action log in the order an annotator works: per query, box then draw then class."""
         q = np.arange(len(queries))
         kinds = queries.kind
@@ -167,8 +195,9 @@ class SimulatedAnnotator(Oracle):
         parts.append((q[fix], 3, "assign_class", np.full(fix.sum(), DONE), iou[fix]))
         full = kinds == QueryKind.FULL_IMAGE
         parts.append((q[full], 0, "full_image", np.full(full.sum(), DONE), np.full(full.sum(), np.nan)))
-        clicks = drawn_query[kinds[drawn_query] == QueryKind.CLICK]
-        parts.append((clicks, 0, "click", np.full(len(clicks), DONE), np.full(len(clicks), np.nan)))
+        for kind, name in PER_OBJECT_ACTIONS.items():  # one action per object of the image
+            mine = kinds[drawn_query] == kind
+            parts.append((drawn_query[mine], 0, name, np.full(mine.sum(), DONE), drawn_iou[mine]))
         query = np.concatenate([p[0] for p in parts])
         step = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])
         order = np.lexsort((step, query))  # stable: clicks of one image keep object order

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.boxes import as_boxes, iou_matrix
+from harness.boxes import as_boxes, iou_matrix, iou_pairwise
 from harness.errors import ConfigError
 from harness.queries import ACTION_KINDS, Queries, QueryKind
 from harness.registry import ORACLES
@@ -193,6 +193,8 @@ def mixed_queries():
         Queries.images(QueryKind.FULL_IMAGE, [3, 2]),
         Queries.boxes_of(QueryKind.VERIFY_CLASS, [1], [9], [[0, 0, 100, 100]], [3]),
         Queries.images(QueryKind.CLICK, [0, 1]),
+        Queries.images(QueryKind.POINT, [2]),
+        Queries.images(QueryKind.EXTREME_CLICK_BOX, [0, 3]),
     ]
     cat = lambda f: np.concatenate([getattr(p, f) for p in parts])  # noqa: E731
     return Queries(cat("kind"), cat("image"), cat("pred"), cat("boxes"), cat("labels"),
@@ -330,7 +332,10 @@ def test_contract_every_oracle(name):
     d = len(a.drawn_query)
     assert a.drawn_boxes.shape == (d, 4) and a.drawn_labels.shape == (d,)
     assert a.drawn_points.shape == (d, 2)
-    assert np.all(a.drawn_boxes[:, 2:] > a.drawn_boxes[:, :2])
+    weak = np.isin(q.kind[a.drawn_query], [QueryKind.CLICK, QueryKind.POINT])
+    assert np.all(a.drawn_boxes[~weak, 2:] > a.drawn_boxes[~weak, :2])
+    assert np.isnan(a.drawn_boxes[weak]).all(), "a click or point must not carry the true box"
+    assert np.isfinite(a.drawn_points[weak]).all() and np.isnan(a.drawn_points[~weak]).all()
     assert set(a.action_kind.tolist()) <= set(ACTION_KINDS)
     assert set(a.action_outcome.tolist()) <= set(OUTCOME_NAMES)
     assert np.all(np.diff(a.action_query) >= 0) and a.action_query.max() < n
@@ -339,5 +344,43 @@ def test_contract_every_oracle(name):
     assert kinds.count("verify_box") == is_vb.sum()
     assert kinds.count("full_image") == (q.kind == QueryKind.FULL_IMAGE).sum()
     assert kinds.count("draw_box") == (a.box_verdict == CORRECT).sum()
-    assert kinds.count("click") == (q.kind[a.drawn_query] == QueryKind.CLICK).sum()
+    for kind, name in ((QueryKind.CLICK, "click"), (QueryKind.POINT, "point"),
+                       (QueryKind.EXTREME_CLICK_BOX, "extreme_click_box")):
+        assert kinds.count(name) == (q.kind[a.drawn_query] == kind).sum()
     assert np.all(a.box_verdict[is_vb] >= 0) and np.all(a.box_verdict[~is_vb] == NONE)
+
+
+def test_points_fall_anywhere_inside_their_object():
+    oracle = SimulatedAnnotator(POOL)
+    a = oracle.answer(Queries.images(QueryKind.POINT, [0, 2, 3]), np.random.default_rng(5))
+    truth = as_boxes([G1, G2, [10, 10, 20, 30], [40, 40, 90, 90]])  # image 2 has no object
+    p = a.drawn_points
+    assert np.all((p >= truth[:, :2]) & (p <= truth[:, 2:]))
+    assert not np.allclose(p, (truth[:, :2] + truth[:, 2:]) / 2)  # not the centre
+    assert [k for _, k, _ in actions(a)] == ["point"] * 4
+
+
+def test_extreme_click_boxes_follow_the_published_iou_distribution():
+    from oracles.extreme_clicks import BIN_SHARES, extreme_click_boxes
+
+    rng = np.random.default_rng(0)
+    truth = np.tile(np.array([[100, 100, 180, 160]], np.float32), (20000, 1))
+    noisy = extreme_click_boxes(truth, np.tile([[400, 400]], (20000, 1)), rng)
+    iou = iou_pairwise(noisy, truth)
+    # most boxes are good, a tail is poor, as in real extreme clicking (mean IoU about 0.85)
+    assert 0.8 < np.median(iou) < 0.97
+    assert (iou >= 0.7).mean() == pytest.approx(BIN_SHARES[:3].sum(), abs=0.08)
+    assert (iou < 0.5).mean() > 0.02
+    assert np.all(noisy[:, 2:] > noisy[:, :2]) and noisy.min() >= 0 and noisy.max() <= 400
+    sharper = iou_pairwise(extreme_click_boxes(truth, np.tile([[400, 400]], (20000, 1)),
+                                               np.random.default_rng(0), precision=10), truth)
+    assert np.median(sharper) > np.median(iou)
+
+
+def test_extreme_click_answers_log_one_priced_action_and_iou_per_object():
+    oracle = SimulatedAnnotator(POOL)
+    a = oracle.answer(Queries.images(QueryKind.EXTREME_CLICK_BOX, [3, 0]), np.random.default_rng(1))
+    np.testing.assert_array_equal(a.drawn_query, [0, 0, 1, 1])
+    assert [k for _, k, _ in actions(a)] == ["extreme_click_box"] * 4
+    truth = as_boxes([[10, 10, 20, 30], [40, 40, 90, 90], G1, G2])
+    np.testing.assert_allclose(a.action_iou, iou_pairwise(a.drawn_boxes, truth), rtol=1e-5)

@@ -28,28 +28,35 @@ def full_runs(root):
     write_run(root, "random", 0, [row(0, 1.0, 0.2), row(1, 1.5, 0.3)])
 
 
-def test_draws_what_the_runs_support_and_says_why_it_skips_the_rest(runs_root, tmp_path, capsys):
-    full_runs(runs_root)
-    out = tmp_path / "figs"
-    assert main(["figures", str(runs_root), "--out", str(out), "--format", "png,svg"]) == 0
-    stdout = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def everything(tmp_path_factory):
+    """Every figure and table drawn once from full_runs (drawing is the slow part)."""
+    root = tmp_path_factory.mktemp("full") / "runs"
+    full_runs(root)
+    lines = []
+    result = make_figures(root, root.parent / "figs", formats=("png", "svg"), echo=lines.append)
+    return root, result, "\n".join(lines)
+
+
+def test_draws_what_the_runs_support_and_says_why_it_skips_the_rest(everything):
+    root, result, printed = everything
+    out = result.out
     for name in ("fig1", "fig4", "fig5ab", "fig5c", "fig6ab", "fig6c"):
         assert (out / f"{name}.png").is_file() and (out / f"{name}.svg").is_file(), name
-        assert f"wrote {name}:" in stdout
+        assert f"wrote {name}:" in printed
     assert (out / "table2.csv").is_file() and (out / "table2.md").is_file()
-    assert re.search(r"skipped table1: no runs of one strategy that differ only in tau", stdout)
-    assert "skipped table5: all runs use the frcnn backend" in stdout
+    assert re.search(r"skipped table1: no runs of one strategy that differ only in tau", printed)
+    assert "skipped table5: all runs use the frcnn backend" in printed
     # the numbers beside a figure are the ones it plotted
     fig4 = pd.read_csv(out / "fig4.csv")
     assert fig4.loc[(fig4["line"] == "delr") & (fig4["cycle"] == 1), "x_mean"].item() == \
         pytest.approx(0.075)
 
 
-def test_report_embeds_every_figure_and_table_and_lists_configs(runs_root, tmp_path):
-    full_runs(runs_root)
-    result = make_figures(runs_root, tmp_path / "figs", echo=lambda _: None)
+def test_report_embeds_every_figure_and_table_and_lists_configs(everything):
+    _, result, _ = everything
     page = result.report.read_text()
-    assert result.report == tmp_path / "figs" / "report.html"
+    assert result.report == result.out / "report.html"
     figures = [d for d in result.drawn if d.table is None]
     assert len(figures) == 6
     for d in result.drawn:
@@ -61,6 +68,15 @@ def test_report_embeds_every_figure_and_table_and_lists_configs(runs_root, tmp_p
     assert page.count("<details>") == 3 and "strategy: random" in page
     assert "Skipped" in page and "table1" in page
     assert "full_image" in page  # the annotator's actions per strategy
+
+
+def test_cli_exits_0_and_writes_into_runs_dir_by_default(everything, capsys):
+    root = everything[0]
+    assert main(["figures", str(root), "--only", "fig5ab", "--format", "pdf"]) == 0
+    assert (root / "figures" / "fig5ab.pdf").is_file()
+    assert "wrote fig5ab:" in capsys.readouterr().out
+    page = (root / "figures" / "report.html").read_text()
+    assert 'href="fig5ab.pdf"' in page  # no embeddable image: linked beside the page
 
 
 def test_one_figure_per_setting_when_runs_hold_a_sweep(runs_root, tmp_path, capsys):

@@ -67,7 +67,10 @@ def clean_box(box, width: float, height: float, where: str) -> np.ndarray | None
         raise DatasetError(f"{where}: box [{x1:g}, {y1:g}, {x2:g}, {y2:g}] lies outside the "
                            f"{width:g}x{height:g} image (is the image size right, or are the "
                            "coordinates in another convention?)")
-    return c.astype(np.float32)
+    c = c.astype(np.float32)
+    if c[2] <= c[0] or c[3] <= c[1]:  # narrower than float32 can tell apart: zero size too
+        return None
+    return c
 
 
 def warn_skipped(source: str | os.PathLike, skipped: Sequence[str]) -> None:

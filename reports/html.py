@@ -77,7 +77,7 @@ def render(result) -> str:
             f'<li class="skip"><b>{html.escape(n)}</b>: {html.escape(why)}</li>'
             for n, why in result.skipped) + "</ul>")
     parts.append("<h2>Annotator actions per strategy (mean per seed)</h2>"
-                 + action_summary(runs.actions()).to_html(index=False))
+                 + action_summary(runs.actions(["kind", "seconds"])).to_html(index=False))
     parts.append("<h2>Run configs</h2>" + "".join(
         f"<details><summary>{html.escape(r.run)}</summary><pre>"
         f"{html.escape(yaml.safe_dump(r.config, sort_keys=False))}</pre></details>"

@@ -58,14 +58,15 @@ class Runs:
         pick = lambda f: f[f["run"].isin(keep)].reset_index(drop=True)  # noqa: E731
         return Runs(self.root, pick(self.index), pick(self.cycles), pick(self.confusion))
 
-    def actions(self) -> pd.DataFrame:
-        """Every actions.parquet row with its run, strategy, seed and setting (read on demand:
-        at COCO scale a run logs a million actions, and few views need them)."""
+    def actions(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """Every actions.parquet row (only `columns` of it, if given) with its run, strategy,
+        seed and setting; read on demand: at COCO scale a run logs a million actions, and few
+        views need them."""
         parts = []
         for r in self.index.itertuples():
             path = Path(r.path) / "actions.parquet"
             if path.is_file():
-                a = pd.read_parquet(path)
+                a = pd.read_parquet(path, columns=columns)
                 parts.append(a.assign(run=r.run, strategy=r.strategy, seed=r.seed,
                                       line=r.line, setting=r.setting))
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(

@@ -152,6 +152,9 @@ class Dataset:
             raise DatasetError(f"dataset {self.name!r} has splits {sorted(self.splits)}; "
                                "it needs 'pool' and 'test' (or one 'all' split to divide)")
         whole = self.splits["all"]
+        if len(whole) < 2:
+            raise DatasetError(f"dataset {self.name!r} has {len(whole)} image(s); dividing it into "
+                               "a pool and a test split needs at least 2")
         order = np.random.default_rng(seed).permutation(len(whole))
         n_test = max(1, int(round(test_fraction * len(whole))))
         return (whole.subset(np.sort(order[n_test:]), "pool"),

@@ -91,6 +91,8 @@ def _images(data: dict, ann_path: Path, image_dir: Path):
                           _field(img, "height", (int, float), where), where)
         index[iid], by_file[path] = len(ids), iid
         ids.append(iid), files.append(name), widths.append(w), heights.append(h)
+    if not ids:
+        raise DatasetError(f"{ann_path}: 'images' is empty; a dataset needs images to annotate")
     if missing:
         shown = ", ".join(repr(m) for m in missing[:3]) + (", ..." if len(missing) > 3 else "")
         raise DatasetError(f"{ann_path}: {len(missing)} of the {len(ids)} images it lists are "

@@ -136,6 +136,9 @@ def read_voc_split(root: Path, image_set: str, classes: tuple[str, ...], split: 
                            f"VOC image set {image_set!r}", LAYOUT_HINT)
     stems = [line.split()[0] for line in read_text(listing, "VOC image set").splitlines()
              if line.strip()]
+    if not stems:
+        raise DatasetError(f"{listing} lists no images; put one image name (without extension) "
+                           "on each line")
     first = {}
     for lineno, stem in enumerate(stems, 1):
         if first.setdefault(stem, lineno) != lineno:

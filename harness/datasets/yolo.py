@@ -144,6 +144,9 @@ def read_yolo(data_yaml: Path, name: str = "yolo") -> Dataset:
         if key not in data:
             raise DatasetError(f"{data_yaml}: missing '{key}'")
         images = _images(root, data[key], f"{data_yaml}: {key}")
+        if not images:
+            raise DatasetError(f"{data_yaml}: {key} holds no images (image files end in "
+                               f"{', '.join(IMAGE_EXTENSIONS[:5])})")
         sizes, boxes, labels, skipped = [], [], [], []
         for img in images:
             sizes.append(_image_size(img))

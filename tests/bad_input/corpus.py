@@ -99,6 +99,8 @@ _coco_case("iscrowd-not-0-or-1", "annotations[0]", "iscrowd", mutate=_ann(0, isc
 _coco_case("unknown-category-id", "annotations[2]", "category_id 5", mutate=_ann(2, category_id=5))
 _coco_case("category-id-not-int", "annotations[2]", "'category_id'",
            mutate=_ann(2, category_id="1"))
+_coco_case("no-images", "'images' is empty",
+           mutate=lambda d: d.update(images=[], annotations=[]))
 _coco_case("no-categories", "'categories' is empty", mutate=lambda d: d.update(categories=[]))
 _coco_case("duplicate-category-id", "categories[3]", "duplicate",
            mutate=lambda d: d["categories"].append({"id": 18, "name": "cat"}))
@@ -242,6 +244,7 @@ def _listing_case(name: str, listing: bytes, *words: str):
     return build
 
 
+_listing_case("listing-empty", b"\n\n", "lists no images")
 _listing_case("stem-listed-twice", b"000001\n000002\n000001\n", "'000001'", "twice")
 _listing_case("listing-escapes", b"../../x\n", "escapes")
 _listing_case("listing-not-utf8", b"\xff\xfe0\n", "UTF-8")
@@ -332,6 +335,14 @@ _yaml_case("train-not-found", _YAML.replace("images/train", "images/nowhere"), "
 _yaml_case("train-escapes", _YAML.replace("images/train", "../outside"), "escapes")
 _yaml_case("train-nul-byte", _YAML.replace("images/train", '"images/\\0train"'),
            "not a usable file name")
+
+
+@case(DATASETS, "yolo/train-folder-empty")
+def _(folder: Path) -> Case:
+    data = build_yolo(folder / "y")
+    (folder / "y" / "images" / "empty").mkdir()
+    data.write_text(_YAML.replace("images/train", "images/empty"))
+    return Case(f"yolo:{data}", (str(data), "train holds no images"))
 
 
 @case(DATASETS, "yolo/yaml-not-utf8")

@@ -3,6 +3,8 @@ non-zero exit with one `error:` paragraph on stderr, and no run folder left behi
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from harness.cli import main
@@ -10,6 +12,7 @@ from harness.datasets import load_dataset
 from harness.errors import DatasetError
 from tests.bad_input.check import assert_one_error, files_under
 from tests.bad_input.corpus import DATASETS
+from tests.conftest import COCO_DATA, write_coco
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
@@ -38,6 +41,19 @@ def test_cli_describe_and_run_fail_cleanly(name, tmp_path, capsys):
     assert rc == 2
     assert_one_error(err, case.words)
     assert files_under(runs) == []  # the dataset is read before anything is written
+
+
+def test_one_image_cannot_be_divided_into_pool_and_test(tmp_path, capsys):
+    data = copy.deepcopy(COCO_DATA)
+    data["images"] = data["images"][:1]
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] == 10]
+    path = write_coco(tmp_path / "coco", data)
+    runs = tmp_path / "runs"
+    rc = main(["run", "--strategy", "random", "--dataset", f"coco:{path}", "--out", str(runs),
+               "--quiet"])
+    assert rc == 2
+    assert_one_error(capsys.readouterr().err, ("1 image(s)", "at least 2"))
+    assert files_under(runs) == []
 
 
 def test_corpus_covers_every_reader_and_the_named_cases():

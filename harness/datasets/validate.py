@@ -5,11 +5,14 @@ What is an error and what is skipped:
 - NaN, infinite or non-numeric coordinates, x2 < x1 or y2 < y1 (negative size), and boxes that
   lie entirely outside their image are errors: they mean a damaged file or a wrong convention
   (xyxy read as xywh, pixels read as normalised), which would silently corrupt every label.
-- A box of exactly zero width or height is dropped with a `DatasetWarning` naming it: it marks
-  no object, every common loader drops it, and public datasets contain a few (COCO 2017 train
-  has two), so refusing them would make those datasets unusable.
+- A box of zero width or height (or narrower than float32 resolves) is dropped with one
+  `DatasetWarning` per file or split naming it: it marks no object, every common loader drops
+  it, and public datasets contain a few (COCO 2017 train has two), so refusing them would make
+  those datasets unusable.
 - A box partly outside its image is clipped to it, as the COCO tools do.
-- Duplicate image ids and paths that escape the dataset root are always errors.
+- Duplicate image ids (or one image listed twice), images listed but absent, splits without
+  images and paths that escape the dataset root (by `..`, an absolute name or a symlink) are
+  always errors. A reader never hands on garbage: what it does not refuse is sane.
 """
 
 from __future__ import annotations

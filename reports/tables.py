@@ -123,6 +123,7 @@ def wide(table: pd.DataFrame, rows: list[str], cell=lambda r: f"{r.metric_mean:.
     columns = [labels[c] for c in sorted(labels)]
     out = out.reindex(index=pd.MultiIndex.from_frame(t[rows].drop_duplicates()) if len(rows) > 1
                       else t[rows[0]].drop_duplicates(), columns=columns)
+    out.columns.name = None  # else printed as a stray header cell
     return out.fillna("").reset_index()
 
 

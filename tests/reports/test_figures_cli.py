@@ -68,6 +68,7 @@ def test_report_embeds_every_figure_and_table_and_lists_configs(everything):
     assert page.count("<details>") == 3 and "strategy: random" in page
     assert "Skipped" in page and "table1" in page
     assert "full_image" in page  # the annotator's actions per strategy
+    assert "<th>column</th>" not in page  # no pivot leftovers in the tables
 
 
 def test_cli_exits_0_and_writes_into_runs_dir_by_default(everything, capsys):

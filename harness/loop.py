@@ -206,11 +206,14 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
     if initial_actions is not None:
         store.save_initial_actions(initial_actions)
     row = cycle_row(camp, cycle, labels, spent, metrics, quality, log, time.perf_counter() - t0)
+    history = store.rows_until(cycle)
+    row.update({f"strategy_{k}": v for k, v in s.report(preds, history).items()})
     actions = [initial_actions] if initial_actions is not None else []
     if not last:
         allowance = camp.budget + carry
         state = PoolState(cycle, labels, np.stack([camp.pool.widths, camp.pool.heights], 1)
-                          .astype(np.float32), known, cfg.tau, allowance, dict(camp.cost.table))
+                          .astype(np.float32), known, cfg.tau, allowance, dict(camp.cost.table),
+                          history=(*history, row))
         queries = s.select(state, preds, rng_for(cfg.seed, cycle, STREAM_STRATEGY))
         answers = camp.oracle.answer(queries, rng_for(cfg.seed, cycle, STREAM_ORACLE))
         seconds = camp.cost.seconds(answers.action_kind, rng_for(cfg.seed, cycle, STREAM_COST))

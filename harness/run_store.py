@@ -100,6 +100,10 @@ class RunStore:
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
             {"kind": pd.Series([], dtype=object), "outcome": pd.Series([], dtype=object)})
 
+    def rows_until(self, cycle: int) -> list[dict]:
+        """The committed rows of the cycles before `cycle`."""
+        return [json.loads((self.state / f"cycle_{c}.json").read_text()) for c in range(cycle)]
+
     def save_confusion(self, cycle: int, matrix, classes) -> None:
         """The test-set confusion matrix of cycle `cycle`'s model ((C + 1, C + 1) counts, last
         index background; see harness.evaluation.confusion_matrix), kept in long form with class

@@ -1,7 +1,10 @@
 """The strategy interface: rank questions for the annotator; train nothing, read no files.
 
 A strategy declares the backend capabilities it `needs`, the prediction `views` and `extras` it
-wants, and whether the detector trains on pseudo labels (`pseudo_labels`). `select` turns the
+wants, the training `objectives` the backend must add to the detection loss (e.g. MI-AOD's
+`mil` and `instance_discrepancy`, LL4AL's `loss_prediction`; the backend trains them, the
+strategy only names them and their options), and whether the detector trains on pseudo labels
+(`pseudo_labels`). `select` turns the
 pool state and predictions into an ordered batch of queries; the loop asks them in that order
 until the cycle's budget is spent, so a strategy may return more than the budget buys.
 """
@@ -9,7 +12,7 @@ until the cycle's budget is spent, so a strategy may return more than the budget
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -27,7 +30,9 @@ class PoolState:
     sizes: (N, 2) float32 image width and height; known: (K,) bool over the predictions, True
     where a detection repeats a human-confirmed box or a region the annotator rejected (IoU >=
     0.5), so it is not asked again; budget: this cycle's budget in the run's unit;
-    prices: the cost model's typical seconds per action kind.
+    prices: the cost model's typical seconds per action kind; history: the cycle rows so far
+    (what `cycles.csv` will hold), the last one this cycle's, with any `strategy_*` statistics
+    the strategy reported: how a strategy remembers across cycles and survives a resume.
     """
 
     cycle: int
@@ -37,6 +42,7 @@ class PoolState:
     tau: float
     budget: float
     prices: Mapping[str, float]
+    history: Sequence[Mapping[str, object]] = ()
 
     @property
     def unlabeled(self) -> np.ndarray:
@@ -59,6 +65,7 @@ class Strategy:
     needs: frozenset[str] = frozenset()
     views: tuple[str, ...] = ()
     extras: tuple[str, ...] = ()
+    objectives: tuple[str, ...] = ()
     pseudo_labels: bool = False
     uses_predictions: bool = True  # False: the pool is not even predicted (random images)
 
@@ -77,9 +84,19 @@ class Strategy:
         """Tunable parameters and their defaults (override in subclasses)."""
         return {}
 
+    def training_objectives(self) -> dict[str, dict]:
+        """Objective name -> options for the backend (`TrainControl.objectives`); override to
+        pass parameters, e.g. when the loss-prediction module's input is detached."""
+        return {name: {} for name in self.objectives}
+
     def select(self, state: PoolState, preds: PoolPredictions,
                rng: np.random.Generator) -> Queries:
         raise NotImplementedError
+
+    def report(self, preds: PoolPredictions, history: Sequence[Mapping[str, object]]) -> dict:
+        """Numbers or short strings to record in this cycle's row as `strategy_<name>` (default
+        none); `history` holds the earlier cycles' rows. Called before `select`, every cycle."""
+        return {}
 
 
 register = STRATEGIES.register

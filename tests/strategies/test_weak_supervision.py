@@ -1,0 +1,99 @@
+"""Adaptive soft/hard switch and the Omni-DETR policies on hand-made predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.labels import LabelTable
+from harness.predictions import PoolPredictions
+from harness.queries import QueryKind
+from strategies.adaptive_switch import HardSwitch, SoftSwitch, image_uncertainty
+from strategies.base import PoolState
+from strategies.omni import OmniEC, OmniPointEC, interleave
+
+SURE = [0.97, 0.01, 0.01, 0.01]  # (C + 1) = 4: three classes and background
+UNSURE = [0.3, 0.3, 0.2, 0.2]
+
+
+def preds_for(per_image):
+    """per_image: list of lists of class distributions (one per detection)."""
+    image = np.concatenate([[i] * len(d) for i, d in enumerate(per_image)]).astype(np.int64)
+    probs = np.array([p for d in per_image for p in d], np.float32).reshape(-1, 4)
+    boxes = np.tile(np.array([[10, 10, 40, 40]], np.float32), (len(image), 1))
+    return PoolPredictions(len(per_image), image, boxes, probs[:, :3].argmax(1),
+                           probs[:, :3].max(1), probs)
+
+
+def state_for(n, history=(), labeled=()):
+    labels = LabelTable.empty(n).mark(np.array(labeled, np.int64), 0, full=True)
+    return PoolState(1, labels, np.full((n, 2), 100, np.float32), np.zeros(0, bool), 0.7, 1e4,
+                     {"full_image": 100.0, "click": 1.87}, history=history)
+
+
+def test_uncertainty_is_mean_normalised_entropy_and_one_for_an_empty_image():
+    preds = preds_for([[SURE], [UNSURE, UNSURE], [SURE, UNSURE], []])
+    u = image_uncertainty(preds, 0.05)
+    assert u[0] < 0.15 and u[1] > 0.95 and u[0] < u[2] < u[1]
+    assert u[3] == 1.0  # nothing detected: the model cannot name anything there
+
+
+def test_soft_switch_boxes_the_uncertain_and_clicks_the_confident():
+    preds = preds_for([[SURE], [UNSURE], [SURE, SURE], [UNSURE, SURE], []])
+    q = SoftSwitch().select(state_for(5, labeled=[2]), preds, np.random.default_rng(0))
+    assert q.image[:2].tolist() in ([4, 1], [1, 4])  # most uncertain first (4: nothing seen)
+    kinds = dict(zip(q.image.tolist(), q.kind.tolist()))
+    assert 2 not in kinds  # already labelled
+    assert kinds[1] == kinds[4] == QueryKind.FULL_IMAGE
+    assert kinds[0] == QueryKind.CLICK
+    assert kinds[3] == QueryKind.FULL_IMAGE  # mean of one unsure and one sure box: 0.55
+    strict = SoftSwitch(strong_threshold=0.99).select(state_for(5), preds,
+                                                      np.random.default_rng(0))
+    assert set(strict.kind.tolist()) == {QueryKind.CLICK, QueryKind.FULL_IMAGE}
+    assert (strict.kind == QueryKind.FULL_IMAGE).sum() == 1  # only the empty image
+
+
+def test_hard_switch_clicks_until_a_cycle_of_clicks_stops_paying_then_stays_strong():
+    s = HardSwitch(min_drop=0.05, probe_fraction=0.5)
+    n = 40
+    preds = preds_for([[UNSURE]] * n)
+    first = s.report(preds, [])
+    assert first["mode"] == "weak" and first["probe_uncertainty"] > 0.9
+    probe = s.probe(n)
+    q = s.select(state_for(n, history=[{"strategy_mode": "weak"}]), preds,
+                 np.random.default_rng(0))
+    assert (q.kind == QueryKind.CLICK).all()
+    assert not probe[q.image].any(), "the probe images must never be queried"
+    # the uncertainty fell by 20% over a cycle of clicks: keep clicking
+    paying = [{"strategy_probe_uncertainty": 1.0, "strategy_mode": "weak"}]
+    assert s.mode(0.8, paying) == "weak"
+    # fell by only 2%: switch to boxes, and never back
+    assert s.mode(0.98, paying) == "strong"
+    switched = paying + [{"strategy_probe_uncertainty": 0.98, "strategy_mode": "strong"}]
+    assert s.mode(0.1, switched) == "strong"
+    q = s.select(state_for(n, history=[*switched, {"strategy_mode": "strong"}]), preds,
+                 np.random.default_rng(0))
+    assert (q.kind == QueryKind.FULL_IMAGE).all()
+
+
+@pytest.mark.parametrize("shares", [[0.25, 0.75], [0.2, 0.34, 0.46], [1.0], [0.5, 0.5]])
+def test_interleave_keeps_the_shares_in_every_prefix(shares):
+    shares = np.array(shares)
+    order = interleave(shares, 200)
+    for n in range(1, 201):
+        counts = np.bincount(order[:n], minlength=len(shares))
+        assert np.all(np.abs(counts - shares / shares.sum() * n) <= 1.0)
+
+
+def test_omni_policies_mix_forms_on_random_unlabelled_images():
+    preds = preds_for([[SURE]] * 50)
+    st = state_for(50, labeled=[0, 1, 2])
+    q = OmniEC().select(st, preds, np.random.default_rng(0))
+    assert len(q) == 47 and not np.isin(q.image, [0, 1, 2]).any()
+    kinds = q.kind[:20].tolist()
+    assert kinds.count(QueryKind.FULL_IMAGE) == 5 and kinds.count(QueryKind.EXTREME_CLICK_BOX) == 15
+    q = OmniPointEC().select(st, preds, np.random.default_rng(0))
+    first = q.kind[:50].tolist()
+    assert {QueryKind.FULL_IMAGE, QueryKind.POINT, QueryKind.EXTREME_CLICK_BOX} == set(first)
+    assert abs(first.count(QueryKind.POINT) - 0.34 * 47) <= 1
+    assert OmniEC.pseudo_labels and OmniPointEC.pseudo_labels

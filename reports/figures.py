@@ -138,27 +138,10 @@ def make_figures(root: str | Path, out: str | Path | None = None, only: list[str
     out.mkdir(parents=True, exist_ok=True)
     result = Result(out, runs)
     names = only or [*FIGURES, *TABLES]
-    settings = runs.settings()
     for name in (n for n in names if n in FIGURES):
-        spec = FIGURES[name]
-        for setting, sub in settings:
-            stem = out / (f"{name}__{slug(setting)}" if len(settings) > 1 else name)
-            try:
-                data = spec.draw(sub, stem, formats, metric, setting)
-            except Skip as why:
-                result.skipped.append((f"{name} [{setting}]" if setting else name, str(why)))
-                continue
-            files = [stem.with_name(f"{stem.name}.{f}") for f in formats] + [save_data(data, stem)]
-            result.drawn.append(Drawn(name, spec.title, spec.caption, setting, files, data))
+        _draw_figure(result, name, formats, metric)
     for name in (n for n in names if n in TABLES):
-        try:
-            data, table = tables.build(name, runs, metric)
-        except Skip as why:
-            result.skipped.append((name, str(why)))
-            continue
-        caption = f"{TABLES[name]}; {metric_label(metric)}, mean over seeds"
-        files = tables.write_table(table, out / name, caption)
-        result.drawn.append(Drawn(name, TABLES[name], caption, "", files, data, table))
+        _write_table(result, name, metric)
     if report:
         result.report = html.write_report(result, out / "report.html")
     for d in result.drawn:
@@ -169,3 +152,29 @@ def make_figures(root: str | Path, out: str | Path | None = None, only: list[str
     if result.report:
         echo(f"report: {result.report}")
     return result
+
+
+def _draw_figure(result: Result, name: str, formats, metric: str) -> None:
+    """One file set per setting (a sweep's settings would otherwise share one plot)."""
+    spec, settings = FIGURES[name], result.runs.settings()
+    for setting, sub in settings:
+        stem = result.out / (f"{name}__{slug(setting)}" if len(settings) > 1 else name)
+        try:
+            data = spec.draw(sub, stem, formats, metric, setting)
+        except Skip as why:
+            result.skipped.append((f"{name} [{setting}]" if setting else name, str(why)))
+            continue
+        files = [stem.with_name(f"{stem.name}.{f}") for f in formats] + [save_data(data, stem)]
+        result.drawn.append(Drawn(name, spec.title, spec.caption, setting, files, data))
+
+
+def _write_table(result: Result, name: str, metric: str) -> None:
+    """Tables look across settings (a sweep is several settings), so one per call."""
+    try:
+        data, table = tables.build(name, result.runs, metric)
+    except Skip as why:
+        result.skipped.append((name, str(why)))
+        return
+    caption = f"{TABLES[name]}; {metric_label(metric)}, mean over seeds"
+    files = tables.write_table(table, result.out / name, caption)
+    result.drawn.append(Drawn(name, TABLES[name], caption, "", files, data, table))

@@ -2,4 +2,4 @@
 
 from strategies.base import PoolState, Strategy  # noqa: F401
 from strategies import (  # noqa: F401  (registration)
-    adaptive_switch, cdal, coreset, delr, entropy, omni, random_images)
+    adaptive_switch, cdal, coreset, delr, entropy, ll4al, miaod, omni, random_images)

@@ -11,13 +11,25 @@ Extras a prediction can carry (asked for by name):
   (needs `flip_view`), `head2/flip` (both). They arrive as box extras `boxes@VIEW` (K, 4) and
   `probs@VIEW` (K, C + 1).
 - `box_features` (K, D) per detection, `image_features` (N, D) per image,
-  `predicted_loss` (N,) (`loss_prediction`), `mil_scores` (N, C) (`mil_scores`).
+  `predicted_loss` (N,) (`loss_prediction`): the loss-prediction module's output, higher where
+  the detector expects a larger loss (Yoo & Kweon 2019);
+  `mil_scores` (N, C) (`mil_scores`): the image-level MIL classifier's class scores in [0, 1]
+  (Yuan et al. 2021);
+  `instance_discrepancy` (N, C) (`two_heads`): how much the two heads' instance classifiers
+  disagree on the image's proposals: per class, the squared difference of the two heads' class
+  probabilities, averaged over the image's top-k proposals (ranked by their mean over classes).
+
+Training objectives a strategy can ask for besides the detection loss (`TrainControl.objectives`,
+each with its options): `mil` (the image-level MIL classifier), `instance_discrepancy` (MI-AOD's
+discrepancy maximise / minimise steps on unlabelled images), `loss_prediction` (the
+loss-prediction module). A backend trains each when asked and declares the capability it needs
+(`OBJECTIVE_NEEDS`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -31,7 +43,10 @@ CAPABILITIES = ("two_heads", "flip_view", "class_probs", "image_features", "box_
 VIEW_NEEDS = {"head2": ("two_heads",), "flip": ("flip_view",),
               "head2/flip": ("two_heads", "flip_view")}
 EXTRA_NEEDS = {"box_features": "box_features", "image_features": "image_features",
-               "predicted_loss": "loss_prediction", "mil_scores": "mil_scores"}
+               "predicted_loss": "loss_prediction", "mil_scores": "mil_scores",
+               "instance_discrepancy": "two_heads"}
+OBJECTIVE_NEEDS = {"mil": "mil_scores", "instance_discrepancy": "two_heads",
+                   "loss_prediction": "loss_prediction"}
 
 
 def require(backend_name: str, capabilities: Iterable[str], strategy_name: str,
@@ -51,7 +66,11 @@ class TrainControl:
 
     Exactly one of `iterations` (deterministic) or `minutes` (a wall-clock budget; the learning
     rate schedule then follows elapsed time, so results vary with machine load).
-    `batch_labeled` + `batch_unlabeled` images make one batch (paper, GPU: 2 + 8).
+    `batch_labeled` + `batch_unlabeled` images make one batch (paper, GPU: 2 + 8); an
+    objective that trains on unlabelled pool images (MI-AOD's discrepancy steps) draws
+    `batch_unlabeled` of them (or `batch_labeled` when that is 0).
+    `objectives`: training objectives besides the detection loss, name -> options (see the
+    module docstring); filled from the strategy, so the loop never knows which it runs.
     """
 
     iterations: int | None = 300
@@ -73,6 +92,7 @@ class TrainControl:
     hflip_augment: bool = True
     seed: int = 0
     progress: bool = True
+    objectives: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self):
         if (self.iterations is None) == (self.minutes is None):
@@ -88,13 +108,16 @@ class TrainingSet:
     some boxes a human verified: its unverified objects are as uncertain as any pseudo image's,
     so it must not dilute the complete images of the labelled stream);
     targets: per training image (boxes (n, 4), labels (n,), provenance (n,)), so a loss can
-    weight boxes by where they came from.
+    weight boxes by where they came from;
+    unlabeled: (U,) image indices into `images` that nothing teaches (no label of any kind),
+    for objectives that learn from unlabelled images; the detection loss never sees them.
     """
 
     images: ImageSet
     index: np.ndarray
     labeled: np.ndarray
     targets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    unlabeled: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @classmethod
     def from_labels(cls, images: ImageSet, labels: LabelTable, tau: float = 0.7) -> "TrainingSet":
@@ -115,7 +138,8 @@ class TrainingSet:
         targets = [(kept.boxes[offsets[i]:offsets[i + 1]], kept.labels[offsets[i]:offsets[i + 1]],
                     kept.provenance[offsets[i]:offsets[i + 1]]) for i in index]
         labeled = labels.fully_annotated[index]
-        return cls(images, index, labeled, targets)
+        unlabeled = np.setdiff1d(np.arange(labels.n_images), index)
+        return cls(images, index, labeled, targets, unlabeled)
 
     @classmethod
     def fully_labeled(cls, images: ImageSet) -> "TrainingSet":

@@ -20,13 +20,18 @@ from torchvision.ops import boxes as box_ops
 
 
 class DualHeadRCNN(nn.Module):
-    def __init__(self, detectors: list[FasterRCNN]):
+    """mil_head, loss_head: the optional extra heads of MI-AOD and LL4AL (extra_heads.py);
+    they learn only when a training objective asks for them."""
+
+    def __init__(self, detectors: list[FasterRCNN], mil_head: nn.Module | None = None,
+                 loss_head: nn.Module | None = None):
         super().__init__()
         first = detectors[0]
         self.transform = first.transform
         self.backbone = first.backbone
         self.rpns = nn.ModuleList(d.rpn for d in detectors)
         self.roi_heads = nn.ModuleList(d.roi_heads for d in detectors)
+        self.mil_head, self.loss_head = mil_head, loss_head
 
     @contextlib.contextmanager
     def without_negatives(self):
@@ -52,15 +57,60 @@ class DualHeadRCNN(nn.Module):
         return OrderedDict([("0", feats)]) if isinstance(feats, torch.Tensor) else feats
 
     def forward(self, images, targets=None):
-        """Training: the summed losses of every head, keyed `h1.loss_...`, `h2.loss_...`."""
+        """Training: the losses of every head, keyed `h1.loss_...`, `h2.loss_...`."""
         images, targets = self.transform(images, targets)
-        feats = self.features(images.tensors)
+        return self.losses(images, self.features(images.tensors), targets)
+
+    def losses(self, images, feats, targets, heads=None) -> dict:
+        """Batch-mean losses of the given heads (0-based; all by default) on a transformed batch."""
         losses = {}
-        for h, (rpn, roi) in enumerate(zip(self.rpns, self.roi_heads), 1):
-            proposals, rpn_losses = rpn(images, feats, targets)
-            _, roi_losses = roi(feats, proposals, images.image_sizes, targets)
-            losses.update({f"h{h}.{k}": v for k, v in {**rpn_losses, **roi_losses}.items()})
+        for h in range(self.n_heads) if heads is None else heads:
+            proposals, rpn_losses = self.rpns[h](images, feats, targets)
+            _, roi_losses = self.roi_heads[h](feats, proposals, images.image_sizes, targets)
+            losses.update({f"h{h + 1}.{k}": v for k, v in {**rpn_losses, **roi_losses}.items()})
         return losses
+
+    def image_losses(self, head, images, feats, targets) -> torch.Tensor:
+        """(B,) head `head`'s total detection loss of each image of a transformed batch.
+
+        torchvision's losses are batch means, so each image's RPN and RoI head run on their own
+        (the backbone ran once on the batch); each image samples its own quota of anchors and
+        RoIs, so the mean of these equals the batch loss whenever every quota fills.
+        """
+        totals = []
+        for i, size in enumerate(images.image_sizes):
+            one = type(images)(images.tensors[i:i + 1], [size])
+            f = OrderedDict((k, v[i:i + 1]) for k, v in feats.items())
+            proposals, rpn_losses = self.rpns[head](one, f, targets[i:i + 1])
+            _, roi_losses = self.roi_heads[head](f, proposals, [size], targets[i:i + 1])
+            totals.append(sum(rpn_losses.values()) + sum(roi_losses.values()))
+        return torch.stack(totals)
+
+    def instances(self, images, feats):
+        """MI-AOD's instances on a two-stage detector: head 1's proposals with its test-time
+        RPN settings, each answered by every head's classifier.
+
+        Returns (image (P,) int64 batch index of each proposal, box features of head 1 (P, D),
+        class logits of each head [(P, C + 1), ...], torchvision order: background first).
+        """
+        rpn = self.rpns[0]
+        mode = rpn.training
+        try:
+            rpn.train(False)  # test-time top-n, no targets needed
+            with torch.no_grad():
+                proposals, _ = rpn(images, feats)
+        finally:
+            rpn.train(mode)
+        pooled = self.pool(feats, proposals, images.image_sizes)
+        features = [roi.box_head(pooled) for roi in self.roi_heads]
+        logits = [roi.box_predictor.cls_score(f) for roi, f in zip(self.roi_heads, features)]
+        counts = torch.tensor([len(p) for p in proposals])
+        image = torch.repeat_interleave(torch.arange(len(proposals)), counts)
+        return image, features[0], logits
+
+    def classifiers(self) -> list[nn.Module]:
+        """The instance classifiers MI-AOD plays against each other: each head's last layer."""
+        return [roi.box_predictor.cls_score for roi in self.roi_heads]
 
     def detect(self, images, feats, head: int = 0):
         """Head `head`'s detections, each with the full softmax distribution and box-head

@@ -1,5 +1,9 @@
 """Faster R-CNN from torchvision, with the DeLR paper's optional second head.
 
+It also carries MI-AOD's image-level MIL classifier and LL4AL's loss-prediction module; they
+learn only when a strategy asks for their training objectives (rcnn_objectives.py), and
+predicting their extras from a model that never trained them is an error.
+
 Presets: `cpu` (a tiny backbone that trains from scratch on the embedded digits on a laptop)
 and `paper` (ResNet-50 + FPN as in the paper, for a GPU). Weights come only from a local file
 (`weights=PATH`, or `imagenet` for torchvision's cached ResNet-50 checkpoint); nothing is
@@ -23,9 +27,11 @@ from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from harness.backends.base import Backend, TrainControl, TrainingSet
+from harness.backends.base import OBJECTIVE_NEEDS, Backend, TrainControl, TrainingSet, require
 from harness.backends.checkpoint import load_checkpoint, save_atomic
 from harness.backends.dual_rcnn import DualHeadRCNN, TinyBackbone, flipped_batch
+from harness.backends.extra_heads import LossPredictionModule, MILHead
+from harness.backends.rcnn_objectives import RCNNObjective, predict_extras
 from harness.backends.training import image_tensor, train_detector
 from harness.boxes import hflip
 from harness.datasets.base import ImageSet
@@ -35,6 +41,10 @@ from harness.progress import progress_bar
 from harness.registry import BACKENDS
 
 FORMAT = "harness-frcnn-1"
+# what each extra head learns from, and the state-dict prefix it is saved under; checkpoints
+# written before these heads existed load without them (they are then untrained)
+EXTRA_HEADS = {"mil_scores": ("mil", "mil_head."),
+               "predicted_loss": ("loss_prediction", "loss_head.")}
 
 
 @dataclass(frozen=True)
@@ -62,12 +72,16 @@ class FRCNNConfig:
     score_thresh: float = 0.05
     detections_per_img: int = 100
     predict_batch: int = 16
+    # instance_discrepancy: the mean over an image's k most discrepant proposals (of the 100
+    # test-time proposals here; MI-AOD takes 10,000 of about 10^5 RetinaNet anchors, ~10 %)
+    discrepancy_topk: int = 10
 
 
 PRESETS = {
     "cpu": FRCNNConfig(),
     "paper": FRCNNConfig(arch="resnet50_fpn", weights="imagenet", min_size=800, max_size=1333,
-                         predict_batch=4, optimizer="sgd", lr=0.02, schedule="step"),
+                         predict_batch=4, optimizer="sgd", lr=0.02, schedule="step",
+                         discrepancy_topk=100),
 }
 IMAGENET_FILES = ("resnet50-0676ba61.pth", "resnet50-11ad3fa6.pth")
 
@@ -115,6 +129,13 @@ def _one_detector(cfg: FRCNNConfig, n_classes: int) -> FasterRCNN:
     raise ConfigError(f"unknown Faster R-CNN arch {cfg.arch!r}; known: tiny, resnet50_fpn")
 
 
+def _feature_channels(cfg: FRCNNConfig) -> list[int]:
+    """Channels of each feature level the backbone gives (the loss-prediction module's input)."""
+    if cfg.arch == "tiny":
+        return [cfg.channels]
+    return [256] * 5  # torchvision's ResNet-50 FPN: 4 levels + the max-pooled one
+
+
 def _load_backbone_weights(model: DualHeadRCNN, path: Path) -> int:
     """Load a ResNet-50 (ImageNet) or a full torchvision detector checkpoint's backbone."""
     state = load_checkpoint(path)
@@ -138,7 +159,7 @@ class FasterRCNNBackend(Backend):
 
     name = "frcnn"
     capabilities = frozenset({"two_heads", "flip_view", "class_probs", "image_features",
-                              "box_features"})
+                              "box_features", "loss_prediction", "mil_scores"})
 
     def __init__(self, n_classes: int, config: FRCNNConfig | str = "cpu", seed: int = 0,
                  **overrides):
@@ -153,7 +174,12 @@ class FasterRCNNBackend(Backend):
         torch.manual_seed(seed)
         heads = 2 if self.config.dual_head else 1
         # each constructor call draws fresh random weights: the heads start differently
-        self.model = DualHeadRCNN([_one_detector(self.config, n_classes) for _ in range(heads)])
+        detectors = [_one_detector(self.config, n_classes) for _ in range(heads)]
+        # the extra heads draw their weights after the detectors, which start as they always did
+        features = detectors[0].roi_heads.box_predictor.cls_score.in_features
+        self.model = DualHeadRCNN(detectors, MILHead(features, n_classes),
+                                  LossPredictionModule(_feature_channels(self.config)))
+        self.trained_objectives: set[str] = set()
         if self.config.weights not in (None, "none"):
             _load_backbone_weights(self.model, _resolve_weights(self.config.weights))
         self.model.eval()
@@ -166,14 +192,26 @@ class FasterRCNNBackend(Backend):
         control = replace(control, optimizer=control.optimizer or self.config.optimizer,
                           lr=control.lr or self.config.lr,
                           schedule=control.schedule or self.config.schedule)
-        return train_detector(self.model, data, control, to_target, desc="fit frcnn",
-                              no_negatives=self.model.without_negatives)
+        objective = None
+        if control.objectives:
+            needs = [OBJECTIVE_NEEDS.get(o, f"unknown objective {o!r}") for o in control.objectives]
+            require(self.name, self.capabilities, "the training objectives", needs)
+            objective = RCNNObjective(self.model, control.objectives)
+        log = train_detector(self.model, data, control, to_target, desc="fit frcnn",
+                             no_negatives=self.model.without_negatives, objective=objective)
+        self.trained_objectives |= set(control.objectives)
+        return log
 
     # -- inference -----------------------------------------------------------------------
     @torch.inference_mode()
     def predict(self, images: ImageSet, indices=None, views: Sequence[str] = (),
                 extras: Sequence[str] = (), progress: bool = False) -> PoolPredictions:
         self.check_request(views, extras)
+        for extra in extras:
+            objective = EXTRA_HEADS.get(extra, (None,))[0]
+            if objective and objective not in self.trained_objectives:
+                raise HarnessError(f"{extra} comes from a head this model never trained; fit it "
+                                   f"with the {objective!r} training objective first")
         self.model.eval()
         indices = np.arange(len(images)) if indices is None else np.asarray(indices, np.int64)
         parts = []
@@ -222,6 +260,7 @@ class FasterRCNNBackend(Backend):
         if "image_features" in extras:
             pooled = [f.mean(dim=(2, 3)) for f in feats.values()]
             image_extras["image_features"] = torch.stack(pooled).mean(0).numpy()
+        image_extras.update(predict_extras(m, tin, feats, extras, self.config.discrepancy_topk))
         return PoolPredictions(
             n_images=len(batch),
             image=np.repeat(np.arange(len(batch)), counts).astype(np.int64),
@@ -234,7 +273,8 @@ class FasterRCNNBackend(Backend):
     # -- persistence ---------------------------------------------------------------------
     def save(self, path) -> None:
         save_atomic({"format": FORMAT, "config": asdict(self.config), "n_classes": self.n_classes,
-                     "seed": self.seed, "model": self.model.state_dict()}, path)
+                     "seed": self.seed, "model": self.model.state_dict(),
+                     "objectives": sorted(self.trained_objectives)}, path)
 
     @classmethod
     def load(cls, path) -> "FasterRCNNBackend":
@@ -245,7 +285,17 @@ class FasterRCNNBackend(Backend):
         cfg = FRCNNConfig(**{**cfg, "weights": None, "anchor_sizes": tuple(cfg["anchor_sizes"]),
                              "aspect_ratios": tuple(cfg["aspect_ratios"])})
         backend = cls(state["n_classes"], cfg, seed=state["seed"])
-        backend.model.load_state_dict(state["model"])
+        missing, unexpected = backend.model.load_state_dict(state["model"], strict=False)
+        optional = tuple(prefix for _, prefix in EXTRA_HEADS.values())
+        wrong = [k for k in missing if not k.startswith(optional)] + list(unexpected)
+        if wrong:
+            raise HarnessError(f"{path} does not fit this Faster R-CNN: "
+                               f"{', '.join(wrong[:5])}{' ...' if len(wrong) > 5 else ''}")
+        trained = set(state.get("objectives", []))
+        for objective, prefix in EXTRA_HEADS.values():
+            if any(k.startswith(prefix) for k in missing):
+                trained.discard(objective)
+        backend.trained_objectives = trained
         return backend
 
 

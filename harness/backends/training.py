@@ -3,6 +3,10 @@
 Batches mix the human stream and the pseudo stream in a set ratio; each stream's loss is
 computed on its own forward pass so the pseudo part can be down-weighted
 (`unlabeled_loss_weight`). SGD with warm-up, then a cosine or a single step decay.
+
+What one iteration minimises is an `Objective`: by default the detector's own losses; a backend
+passes a richer one when a strategy asks for extra training objectives (it may then also learn
+from unlabelled pool images and freeze parts of the model for phases of the cycle).
 """
 
 from __future__ import annotations
@@ -45,6 +49,43 @@ class MixedSampler:
         return self._take(0, self.sizes[0]), self._take(1, self.sizes[1])
 
 
+class EndlessShuffle:
+    """Shuffled passes over `items`, one after another, `take(n)` at a time."""
+
+    def __init__(self, items: np.ndarray, rng: np.random.Generator):
+        self.items, self.rng, self._queue = np.asarray(items), rng, np.zeros(0, np.int64)
+
+    def take(self, n: int) -> np.ndarray:
+        while len(self._queue) < n:
+            self._queue = np.concatenate([self._queue, self.rng.permutation(self.items)])
+        out, self._queue = self._queue[:n], self._queue[n:]
+        return out
+
+
+class Objective:
+    """The detector's own losses (the default). Hooks, called by `train_detector`:
+
+    begin(model, fraction) -> bool: before each iteration (fraction of the cycle done); may
+        freeze parts of the model; True when this iteration also learns from unlabelled images.
+    stream_loss(model, images, targets, pseudo, fraction): the loss of one labelled (or, with
+        pseudo=True, pseudo-labelled) batch.
+    unlabeled_loss(model, images, fraction): the loss of a batch of unlabelled images.
+    end(model): after the last iteration; undoes what `begin` froze.
+    """
+
+    def begin(self, model, fraction: float) -> bool:
+        return False
+
+    def stream_loss(self, model, images, targets, pseudo: bool, fraction: float):
+        return sum(model(images, targets).values())
+
+    def unlabeled_loss(self, model, images, fraction: float):
+        raise NotImplementedError
+
+    def end(self, model) -> None:
+        pass
+
+
 def learning_rate(control: TrainControl, iteration: int, fraction: float) -> float:
     warm = min(1.0, (iteration + 1) / max(control.warmup_iterations, 1))
     if control.schedule == "step":
@@ -55,6 +96,16 @@ def learning_rate(control: TrainControl, iteration: int, fraction: float) -> flo
 def image_tensor(array: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div_(255)
+
+
+def load_images(data: TrainingSet, indices: np.ndarray, rng: np.random.Generator,
+                hflip: bool) -> list[torch.Tensor]:
+    """Images data.images[indices] without targets (each flipped at random when hflip)."""
+    images = []
+    for i in indices:
+        img = image_tensor(data.images.image(int(i)))
+        images.append(img.flip(-1) if hflip and rng.random() < 0.5 else img)
+    return images
 
 
 def load_batch(data: TrainingSet, positions: np.ndarray, rng: np.random.Generator,
@@ -74,67 +125,100 @@ def load_batch(data: TrainingSet, positions: np.ndarray, rng: np.random.Generato
     return images, targets
 
 
+def make_optimizer(params: list, control: TrainControl) -> torch.optim.Optimizer:
+    if control.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=control.lr, weight_decay=control.weight_decay)
+    if control.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=control.lr, momentum=control.momentum,
+                               weight_decay=control.weight_decay)
+    raise HarnessError(f"unknown optimizer {control.optimizer!r}; known: sgd, adamw")
+
+
+class Batches:
+    """Draws each iteration's images (labelled, pseudo and, when the objective asks, unlabelled
+    ones) and returns the objective's loss on them."""
+
+    def __init__(self, data: TrainingSet, control: TrainControl, rng: np.random.Generator,
+                 to_target: Callable, no_negatives: Callable | None):
+        self.data, self.control, self.rng = data, control, rng
+        self.to_target, self.no_negatives = to_target, no_negatives
+        self.sampler = MixedSampler(data.labeled, control.batch_labeled, control.batch_unlabeled,
+                                    rng)
+        self.unlabeled = EndlessShuffle(data.unlabeled, rng)
+
+    def loss(self, model, objective: Objective, fraction: float):
+        c = self.control
+        wants_unlabeled = objective.begin(model, fraction) and len(self.data.unlabeled) > 0
+        total = 0.0
+        for stream, (positions, weight) in enumerate(
+                zip(self.sampler.next(), (1.0, c.unlabeled_loss_weight))):
+            if len(positions) == 0 or weight == 0:
+                continue
+            images, targets = load_batch(self.data, positions, self.rng, c.hflip_augment,
+                                         self.to_target)
+            ignore_bg = stream == 1 and not c.pseudo_negatives and self.no_negatives
+            with self.no_negatives() if ignore_bg else contextlib.nullcontext():
+                loss = objective.stream_loss(model, images, targets, stream == 1, fraction)
+            total = total + weight * loss
+        if wants_unlabeled:
+            drawn = self.unlabeled.take(c.batch_unlabeled or c.batch_labeled)
+            images = load_images(self.data, drawn, self.rng, c.hflip_augment)
+            total = total + objective.unlabeled_loss(model, images, fraction)
+        return total
+
+
 def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainControl,
                    to_target: Callable, desc: str = "train",
-                   no_negatives: Callable | None = None) -> dict:
+                   no_negatives: Callable | None = None,
+                   objective: Objective | None = None) -> dict:
     """Train `model` in place. Returns {'iterations', 'seconds', 'loss'} (last smoothed loss).
 
     no_negatives: a context manager factory under which the model takes no background
     examples; used on the pseudo stream when `control.pseudo_negatives` is False.
+    objective: what each iteration minimises (default: the detector's own losses).
     """
+    objective = objective or Objective()
     if len(data) == 0:
         raise HarnessError("nothing to train on: the training set has no labelled or "
                            "pseudo-labelled image")
     torch.manual_seed(control.seed)
     rng = np.random.default_rng(control.seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    if control.optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=control.lr, weight_decay=control.weight_decay)
-    elif control.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=control.lr, momentum=control.momentum,
-                              weight_decay=control.weight_decay)
-    else:
-        raise HarnessError(f"unknown optimizer {control.optimizer!r}; known: sgd, adamw")
-    sampler = MixedSampler(data.labeled, control.batch_labeled, control.batch_unlabeled, rng)
+    opt = make_optimizer(params, control)
+    batches = Batches(data, control, rng, to_target, no_negatives)
     budget_s = control.minutes * 60 if control.minutes is not None else None
     bar = progress_bar(total=control.iterations or int(budget_s), desc=desc,
                        unit="it" if budget_s is None else "s", enabled=control.progress)
     model.train()
     start, it, smooth = time.perf_counter(), 0, None
-    while True:
-        elapsed = time.perf_counter() - start
-        fraction = it / control.iterations if budget_s is None else elapsed / budget_s
-        if fraction >= 1:
-            break
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(control, it, fraction)
-        total = 0.0
-        for stream, (positions, weight) in enumerate(
-                zip(sampler.next(), (1.0, control.unlabeled_loss_weight))):
-            if len(positions) == 0 or weight == 0:
-                continue
-            images, targets = load_batch(data, positions, rng, control.hflip_augment, to_target)
-            ignore_bg = stream == 1 and not control.pseudo_negatives and no_negatives
-            with no_negatives() if ignore_bg else contextlib.nullcontext():
-                losses = model(images, targets)
-            total = total + weight * sum(losses.values())
-        if not torch.isfinite(total):
-            raise HarnessError(f"training diverged at iteration {it} (loss {float(total)}); "
-                               "lower the learning rate")
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        if control.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, control.grad_clip)
-        opt.step()
-        it += 1
-        value = float(total.detach())
-        smooth = value if smooth is None else 0.9 * smooth + 0.1 * value
-        if budget_s is None:
-            bar.update(1)
-        else:
-            bar.n = min(int(time.perf_counter() - start), int(budget_s))
-            bar.refresh()
-        bar.set_postfix(loss=f"{smooth:.3f}", refresh=False)
+    try:
+        while True:
+            elapsed = time.perf_counter() - start
+            fraction = it / control.iterations if budget_s is None else elapsed / budget_s
+            if fraction >= 1:
+                break
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(control, it, fraction)
+            total = batches.loss(model, objective, fraction)
+            if not torch.isfinite(total):
+                raise HarnessError(f"training diverged at iteration {it} (loss {float(total)}); "
+                                   "lower the learning rate")
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            if control.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, control.grad_clip)
+            opt.step()
+            it += 1
+            value = float(total.detach())
+            smooth = value if smooth is None else 0.9 * smooth + 0.1 * value
+            if budget_s is None:
+                bar.update(1)
+            else:
+                bar.n = min(int(time.perf_counter() - start), int(budget_s))
+                bar.refresh()
+            bar.set_postfix(loss=f"{smooth:.3f}", refresh=False)
+    finally:
+        objective.end(model)
     bar.close()
     model.eval()
     return {"iterations": it, "seconds": time.perf_counter() - start, "loss": smooth}

@@ -31,7 +31,8 @@ def synthetic_predictions(seed=0):
     box_extras["box_features"] = rng.standard_normal((K, 16)).astype(np.float32)
     image_extras = {"image_features": rng.standard_normal((N, 16)).astype(np.float32),
                     "predicted_loss": rng.random(N).astype(np.float32),
-                    "mil_scores": rng.random((N, C)).astype(np.float32)}
+                    "mil_scores": rng.random((N, C)).astype(np.float32),
+                    "instance_discrepancy": rng.random((N, C)).astype(np.float32) * 0.1}
     return PoolPredictions(N, image, boxes, labels, scores, p, box_extras, image_extras)
 
 
@@ -73,3 +74,9 @@ def test_strategy_declares_what_it_needs(name):
     assert set(cls.views) <= set(VIEW_NEEDS) and set(cls.extras) <= set(EXTRA_NEEDS)
     needed = {n for v in cls.views for n in VIEW_NEEDS[v]} | {EXTRA_NEEDS[e] for e in cls.extras}
     assert needed <= set(cls.needs), f"{name} asks for views/extras it does not declare"
+    from harness.backends.base import OBJECTIVE_NEEDS
+
+    objectives = cls().training_objectives()
+    assert set(objectives) == set(cls.objectives) <= set(OBJECTIVE_NEEDS)
+    assert {OBJECTIVE_NEEDS[o] for o in cls.objectives} <= set(cls.needs), \
+        f"{name} asks for training objectives whose capabilities it does not declare"

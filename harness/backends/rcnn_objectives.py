@@ -1,0 +1,199 @@
+"""Training objectives beyond the detection loss on the dual-head Faster R-CNN, and the
+prediction extras they make possible.
+
+- `mil` (MI-AOD): the image-level MIL classifier (extra_heads.MILHead on head 1's box features
+  of head 1's proposals) learns with a BCE against the image labels of labelled images, and in
+  the discrepancy-minimising phase against pseudo image labels of unlabelled images.
+- `instance_discrepancy` (MI-AOD): the cycle is split into phases, in the paper's order:
+  label-set training, then `rounds` times (maximise, minimise, label-set training), lasting
+  `label_share` : `uncertainty_share` : `uncertainty_share` : `label_share` (the official
+  epoch ratio 3 : 1). Maximise: only the two instance classifiers (each head's last layer)
+  learn, on labelled images' detection loss plus, on unlabelled images,
+  lambda * sum over proposals of mean over classes of (1 - |p1 - p2|) w; the backbone is frozen,
+  its batch-norm statistics too. Minimise: everything except the two classifiers learns, with
+  lambda * sum of |p1 - p2| w on unlabelled images (plus the MIL loss). w: each proposal's
+  (detached) MIL share of its image's class scores, uniform without `mil`.
+- `loss_prediction` (LL4AL): the loss-prediction module on the backbone's feature maps learns
+  `weight` x the margin ranking loss against each labelled image's head-1 detection loss
+  (computed image by image, see DualHeadRCNN.image_losses); its input is detached from
+  `detach_at` (a fraction of the cycle's iterations) on.
+
+p1, p2 are the two heads' softmax probabilities of the C foreground classes on the same
+proposals: torchvision's classifiers are softmax classifiers, where MI-AOD's RetinaNet ones are
+per-class sigmoids.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.backends.extra_heads import (image_labels, image_scores, mil_instance_scores,
+                                          mil_loss, ranking_loss, segment_sum,
+                                          top_k_discrepancy)
+from harness.backends.training import Objective
+from harness.errors import ConfigError
+
+DEFAULTS = {
+    "mil": {},
+    "instance_discrepancy": {"lambda": 0.5, "rounds": 2, "label_share": 3.0,
+                             "uncertainty_share": 1.0},
+    "loss_prediction": {"weight": 1.0, "margin": 1.0, "detach_at": 0.6},
+}
+PSEUDO_THRESHOLD = 0.5  # MI-AOD: a class is in an unlabelled image when an instance says >= 0.5
+
+
+def objective_options(objectives: Mapping[str, Mapping]) -> dict[str, dict]:
+    """Each asked objective's options over its defaults; unknown names are errors."""
+    out = {}
+    for name, given in objectives.items():
+        if name not in DEFAULTS:
+            raise ConfigError(f"unknown training objective {name!r}; known: {', '.join(DEFAULTS)}")
+        unknown = sorted(set(given or {}) - set(DEFAULTS[name]))
+        if unknown:
+            raise ConfigError(f"objective {name!r} has no option(s) {', '.join(unknown)}; it "
+                              f"takes: {', '.join(DEFAULTS[name]) or 'none'}")
+        out[name] = {**DEFAULTS[name], **(given or {})}
+    return out
+
+
+def miaod_phase(fraction: float, rounds: int, label_share: float, uncertainty_share: float,
+                **_) -> str:
+    """The phase (label | max | min) at a fraction of the cycle's training."""
+    spans = [("label", label_share)] + [("max", uncertainty_share), ("min", uncertainty_share),
+                                        ("label", label_share)] * int(rounds)
+    position = fraction * sum(length for _, length in spans)
+    for phase, length in spans:
+        if position < length:
+            return phase
+        position -= length
+    return spans[-1][0]
+
+
+def foreground_probs(logits: torch.Tensor) -> torch.Tensor:
+    """(P, C + 1) torchvision logits (background first) -> (P, C) class probabilities."""
+    return F.softmax(logits, dim=1)[:, 1:]
+
+
+class RCNNObjective(Objective):
+    """The detection loss plus the asked objectives (see the module docstring)."""
+
+    def __init__(self, model, objectives: Mapping[str, Mapping]):
+        opts = objective_options(objectives)
+        self.mil = "mil" in opts
+        self.discrepancy = opts.get("instance_discrepancy")
+        self.lpm = opts.get("loss_prediction")
+        if self.discrepancy and model.n_heads < 2:
+            raise ConfigError("the instance_discrepancy objective needs two heads (dual_head)")
+        self.phase = "label"
+        self._initial: dict | None = None
+
+    # -- phases --------------------------------------------------------------------------
+    def begin(self, model, fraction: float) -> bool:
+        if self._initial is None:  # which parameters the caller lets learn at all
+            self._initial = {p: p.requires_grad for p in model.parameters()}
+        phase = miaod_phase(fraction, **self.discrepancy) if self.discrepancy else "label"
+        if phase != self.phase:
+            self.set_phase(model, phase)
+        return phase != "label"
+
+    def set_phase(self, model, phase: str) -> None:
+        """label: all learn; max: only the classifiers; min: all but the classifiers."""
+        if self._initial is None:
+            self._initial = {p: p.requires_grad for p in model.parameters()}
+        classifier = {p for c in model.classifiers() for p in c.parameters()}
+        for p, allowed in self._initial.items():
+            wanted = {"max": p in classifier, "min": p not in classifier}.get(phase, True)
+            p.requires_grad_(allowed and wanted)
+        model.backbone.train(model.training and phase != "max")
+        self.phase = phase
+
+    def end(self, model) -> None:
+        if self._initial is not None:
+            self.set_phase(model, "label")
+
+    # -- losses --------------------------------------------------------------------------
+    def stream_loss(self, model, images, targets, pseudo: bool, fraction: float):
+        if pseudo or not (self.mil or self.lpm):
+            return super().stream_loss(model, images, targets, pseudo, fraction)
+        images, targets = model.transform(images, targets)
+        feats = model.features(images.tensors)
+        if self.lpm and self.phase != "max":
+            loss = self._with_loss_prediction(model, images, feats, targets, fraction)
+        else:
+            loss = sum(model.losses(images, feats, targets).values())
+        if self.mil and self.phase != "max":
+            image, box_features, logits = model.instances(images, feats)
+            n = len(images.image_sizes)
+            inst = self._mil_shares(model, box_features, logits, image, n)
+            labels = image_labels([t["labels"] - 1 for t in targets], inst.shape[1])
+            loss = loss + mil_loss(image_scores(inst, image, n), labels)
+        return loss
+
+    def _with_loss_prediction(self, model, images, feats, targets, fraction):
+        per_image = model.image_losses(0, images, feats, targets)  # (B,) head 1
+        others = model.losses(images, feats, targets, heads=range(1, model.n_heads))
+        levels = list(feats.values())
+        if fraction >= self.lpm["detach_at"]:
+            levels = [x.detach() for x in levels]
+        predicted = model.loss_head(levels, images.image_sizes, images.tensors.shape[-2:])
+        rank = ranking_loss(predicted, per_image.detach(), self.lpm["margin"])
+        return per_image.mean() + sum(others.values()) + self.lpm["weight"] * rank
+
+    def _mil_shares(self, model, box_features, logits, image, n):
+        probs = sum(foreground_probs(x) for x in logits) / len(logits)
+        return mil_instance_scores(model.mil_head(box_features), probs, image, n)
+
+    def unlabeled_loss(self, model, images, fraction: float):
+        images, _ = model.transform(images)
+        feats = model.features(images.tensors)
+        image, box_features, logits = model.instances(images, feats)
+        n = len(images.image_sizes)
+        p1, p2 = foreground_probs(logits[0]), foreground_probs(logits[1])
+        if self.mil:
+            inst = self._mil_shares(model, box_features, logits, image, n)
+        else:  # uniform over each image's proposals
+            counts = torch.bincount(image, minlength=n).clamp_min(1)
+            inst = (1.0 / counts[image]).unsqueeze(1).expand_as(p1)
+        gap = (p1 - p2).abs()
+        if self.phase == "max":
+            gap = 1 - gap
+        loss = self.discrepancy["lambda"] * (gap * inst.detach()).mean(1).sum() / n
+        if self.mil and self.phase == "min":
+            loss = loss + self._pseudo_mil(inst, (p1 + p2) / 2, image, n)
+        return loss
+
+    @staticmethod
+    def _pseudo_mil(inst, probs, image, n):
+        """MIL loss on unlabelled images against the classes some instance sees with >= 0.5;
+        images where none does are left out (MI-AOD drops the whole batch then)."""
+        seen = segment_sum((probs.detach() >= PSEUDO_THRESHOLD).float(), image, n)
+        pseudo = (seen > 0).float()
+        keep = pseudo.any(1)
+        if not keep.any():
+            return inst.sum() * 0.0
+        return mil_loss(image_scores(inst, image, n)[keep], pseudo[keep])
+
+
+def predict_extras(model, images, feats, extras, topk: int) -> dict[str, np.ndarray]:
+    """The image extras `mil_scores` (N, C), `instance_discrepancy` (N, C) and
+    `predicted_loss` (N,) that are asked for, on a transformed batch."""
+    out = {}
+    n = len(images.image_sizes)
+    if {"mil_scores", "instance_discrepancy"} & set(extras):
+        image, box_features, logits = model.instances(images, feats)
+        probs = [foreground_probs(x) for x in logits]
+        if "mil_scores" in extras:
+            shares = mil_instance_scores(model.mil_head(box_features), sum(probs) / len(probs),
+                                         image, n)
+            out["mil_scores"] = image_scores(shares, image, n).numpy()
+        if "instance_discrepancy" in extras:
+            out["instance_discrepancy"] = top_k_discrepancy(probs[0], probs[1], image, n,
+                                                            topk).numpy()
+    if "predicted_loss" in extras:
+        out["predicted_loss"] = model.loss_head(list(feats.values()), images.image_sizes,
+                                                images.tensors.shape[-2:]).numpy()
+    return out

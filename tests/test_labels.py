@@ -15,12 +15,12 @@ def test_empty():
     np.testing.assert_array_equal(t.labeled_cycle, [-1, -1, -1, -1])
     assert not t.fully_annotated.any()
     assert t.counts() == {"ground_truth": 0, "verified": 0, "corrected": 0, "pseudo": 0,
-                          "click": 0}
+                          "click": 0, "extreme_click": 0}
 
 
 def test_provenance_names():
     assert [p.name.lower() for p in Provenance] == [
-        "ground_truth", "verified", "corrected", "pseudo", "click"]
+        "ground_truth", "verified", "corrected", "pseudo", "click", "extreme_click"]
 
 
 def test_with_boxes_appends_and_leaves_the_original():
@@ -34,7 +34,7 @@ def test_with_boxes_appends_and_leaves_the_original():
     np.testing.assert_allclose(t2.score, [0.9, 0.8, 1.0])  # human boxes score 1
     assert t2.boxes.dtype == np.float32 and t2.image.dtype == np.int64
     assert t2.counts() == {"ground_truth": 0, "verified": 0, "corrected": 1, "pseudo": 2,
-                           "click": 0}
+                           "click": 0, "extreme_click": 0}
 
 
 def test_with_boxes_per_row_provenance():
@@ -42,7 +42,7 @@ def test_with_boxes_per_row_provenance():
         [0, 0, 1], np.zeros((3, 4)), [0, 1, 2],
         [Provenance.GROUND_TRUTH, Provenance.VERIFIED, Provenance.CLICK])
     assert t.counts() == {"ground_truth": 1, "verified": 1, "corrected": 0, "pseudo": 0,
-                          "click": 1}
+                          "click": 1, "extreme_click": 0}
 
 
 def test_with_boxes_rejects_columns_of_different_lengths():

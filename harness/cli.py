@@ -84,7 +84,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                                      "coco:FILE[:DIR], yolo:DATA.yaml, voc07, voc0712, coco")
     p.add_argument("--data-root", help="where standard datasets live ($HARNESS_DATA, ./data)")
     p.add_argument("--backend", help="detector backend (default frcnn)")
-    p.add_argument("--preset", help="backend preset: cpu (default) or paper")
+    p.add_argument("--preset", help="backend preset cpu (default) or paper, or an experiment "
+                                    "preset of the paper: paper-voc, paper-coco, paper-adaptive, "
+                                    "paper-omni, each also as *-cpu (the same design on digits)")
     p.add_argument("--weights", help="local weights file for the backend (never downloaded)")
     p.add_argument("--cycles", type=int, help="query cycles after the initial model (default 2)")
     p.add_argument("--initial", help="initial labelled set: share (5%%) or count (default 5%%)")
@@ -122,7 +124,7 @@ RUN_FIELDS = ("dataset", "data_root", "backend", "preset", "weights", "cycles", 
               "initial_train_iters", "pseudo_negatives", "out", "experiment")
 
 
-def run_config(args, **extra):
+def run_config(args, base=None, **extra):
     import yaml
 
     from harness.config import resolve
@@ -139,7 +141,11 @@ def run_config(args, **extra):
         params[key] = yaml.safe_load(value)
     if params:
         flags["strategy_params"] = params
-    return resolve(args.config, **flags, **extra)
+    if flags.get("preset") and flags["preset"] not in ("cpu", "paper"):
+        from harness.presets import preset_options
+
+        base = preset_options(flags.pop("preset"))  # an experiment preset: paper-voc, ...
+    return resolve(args.config, base, **flags, **extra)
 
 
 def _echo(args):
@@ -151,8 +157,11 @@ def cmd_run(args) -> int:
 
     cfg = run_config(args, strategy=args.strategy, seed=args.seed)
     exp, failures = run_grid([cfg], _echo(args), progress=not args.quiet)
+    for _, err in failures:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(f"results: {cfg.run_dir()}")
-    return 1 if failures else 0
+    return 0
 
 
 def cmd_compare(args) -> int:
@@ -160,15 +169,60 @@ def cmd_compare(args) -> int:
 
     from harness.compare import ap_per_hour_table, grid, run_grid
 
+    from harness.presets import parse_sweep
+
     base = run_config(args)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     seeds = list(range(args.seed, args.seed + args.seeds))
-    exp, failures = run_grid(grid(base, strategies, seeds), _echo(args), progress=not args.quiet)
-    print(ap_per_hour_table(pd.read_csv(exp / "summary.csv")))
-    print(f"\nsummary: {exp / 'summary.csv'}\ncurves:  {exp / 'curves.png'}")
+    return run_study(args, base, strategies, seeds, parse_sweep(args.sweep))
+
+
+def run_study(args, base, strategies, seeds, sweep) -> int:
+    """A grid of strategies x seeds, once per setting of the sweep; one experiment folder per
+    setting, each with its summary and curves."""
+    import pandas as pd
+
+    from harness.compare import ap_per_hour_table, experiment_dirs, grid, run_grid, sweep_settings
+
+    settings = sweep_settings(base, sweep)
+    configs = [c for cfg in settings for c in grid(cfg, strategies, seeds)]
+    _, failures = run_grid(configs, _echo(args), progress=not args.quiet)
+    for exp in experiment_dirs(configs):
+        if not (exp / "summary.csv").is_file():
+            continue  # every run of this setting failed before a cycle
+        print(f"\n{exp.name}")
+        print(ap_per_hour_table(pd.read_csv(exp / "summary.csv")))
+        print(f"summary: {exp / 'summary.csv'}\ncurves:  {exp / 'curves.png'}")
     for cfg, err in failures:
         print(f"failed: {cfg.strategy} seed{cfg.seed}: {err}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def cmd_reproduce(args) -> int:
+    """Run what a figure or table of the paper needs (its preset, strategies, seeds, sweep) in
+    one folder, then draw it there: RESULTS/<name>-<dataset>/<setting>/<strategy>/seed<k>."""
+    import dataclasses
+    from pathlib import Path
+
+    from harness.config import validate
+    from harness.presets import parse_sweep, preset_for, preset_options, study
+    from reports.figures import make_figures, parse_formats, parse_names
+
+    spec = study(args.name)
+    preset = preset_for(spec, args.dataset)
+    args.preset = None  # the study picks the preset
+    base = run_config(args, {**preset_options(preset), **spec.overrides})
+    root = Path(base.out) / f"{args.name}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', base.dataset)}"
+    base = dataclasses.replace(base, out=str(root), experiment=base.experiment or "main")
+    validate(base)
+    print(f"{args.name}: preset {preset}, strategies {', '.join(spec.strategies)}, "
+          f"{args.seeds} seed(s), results in {root}")
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    code = run_study(args, base, list(spec.strategies), seeds,
+                     {**spec.sweep, **parse_sweep(args.sweep)})
+    result = make_figures(root, None, parse_names(",".join(spec.figures)),
+                          parse_formats(args.format), spec.metric, report=True)
+    return code or (0 if result.drawn else 1)
 
 
 def cmd_resume(args) -> int:
@@ -188,7 +242,10 @@ def cmd_resume(args) -> int:
     # even if it was moved since it was written
     configs = [resolve(p, out=str(p.parents[3]), experiment=p.parents[2].name) for p in found]
     exp, failures = run_grid(configs, _echo(args), progress=not args.quiet)
-    print(f"summary: {exp / 'summary.csv'}")
+    for cfg, err in failures:
+        print(f"error: {cfg.strategy} seed{cfg.seed}: {err}", file=sys.stderr)
+    if exp is not None:
+        print(f"summary: {exp / 'summary.csv'}")
     return 1 if failures else 0
 
 
@@ -231,8 +288,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategies", default="delr,random", help="comma-separated (default delr,random)")
     p.add_argument("--seeds", type=int, default=1, help="how many seeds (default 1)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--sweep", action="append", help="run the grid once per value, e.g. "
+                                                    "--sweep tau=0.5,0.7,0.9 (repeat for a grid)")
     add_run_options(p)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("reproduce", help="run what a figure or table of the paper needs, "
+                                         "then draw it")
+    p.add_argument("name", help="fig1, fig4a, fig4b, fig4c, fig5a, fig5b, fig6, table1..table5")
+    p.add_argument("--seeds", type=int, default=1, help="how many seeds (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--sweep", action="append", help="extra sweep, e.g. tau=0.5,0.7,0.9")
+    p.add_argument("--format", default="png", help="comma-separated: png, svg, pdf")
+    add_run_options(p)
+    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("resume", help="continue a run or every run of an experiment")
     p.add_argument("dir", help="a run folder or an experiment folder")

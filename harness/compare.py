@@ -8,6 +8,7 @@ resumes partial ones. The cycle-0 model is trained once per seed and shared by e
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import traceback
 from pathlib import Path
 from typing import Callable
@@ -15,7 +16,7 @@ from typing import Callable
 import pandas as pd
 
 from harness.config import RunConfig
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.io import write_csv_atomic
 from harness.loop import Campaign, run_campaign
 from reports.curves import curve_table, plot_curves
@@ -33,7 +34,9 @@ def check_grid(configs: list[RunConfig]) -> None:
 
 
 def run_grid(configs: list[RunConfig], echo: Callable[[str], None] = print,
-             progress: bool = True) -> tuple[Path, list[tuple[RunConfig, str]]]:
+             progress: bool = True) -> tuple[Path | None, list[tuple[RunConfig, str]]]:
+    """Run every config, going on past a failed one; returns the first experiment folder
+    (None if no run finished a cycle) and the failures, for the caller to report."""
     check_grid(configs)
     failures = []
     for cfg in configs:
@@ -45,7 +48,35 @@ def run_grid(configs: list[RunConfig], echo: Callable[[str], None] = print,
         except Exception as err:  # a bug in one run must not cost the others
             failures.append((cfg, f"{type(err).__name__}: {err}"))
             echo(f"{cfg.strategy} seed{cfg.seed} failed:\n{traceback.format_exc()}")
-    return summarize(experiment_dir(configs[0])), failures
+    # a sweep has one experiment folder per setting, each summarised; one where every run
+    # failed before finishing a cycle has nothing to summarise (its failures say why)
+    exps = [summarize(e) for e in experiment_dirs(configs) if any(e.glob("*/seed*/cycles.csv"))]
+    return (exps[0] if exps else None), failures
+
+
+def experiment_dirs(configs: list[RunConfig]) -> list[Path]:
+    """The distinct experiment folders of a grid, in order."""
+    return list(dict.fromkeys(experiment_dir(c) for c in configs))
+
+
+def sweep_settings(base: RunConfig, sweep: dict[str, tuple]) -> list[RunConfig]:
+    """One config per combination of the sweep's values, each in its own experiment folder
+    named after its setting (e.g. `tau=0.5`); no sweep: just `base`."""
+    if not sweep:
+        return [base]
+    from harness.config import FIELDS, resolve
+
+    unknown = sorted(set(sweep) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"cannot sweep {', '.join(unknown)}: not a run option; known: "
+                          f"{', '.join(sorted(FIELDS))}")
+    out = []
+    for combo in itertools.product(*sweep.values()):
+        setting = dict(zip(sweep, combo))
+        name = ",".join(f"{k}={v}" for k, v in setting.items())
+        values = {**base.as_dict(), **setting, "experiment": name}
+        out.append(resolve(None, **values))  # coerces "0.5" to a float and validates
+    return out
 
 
 def experiment_dir(cfg: RunConfig) -> Path:

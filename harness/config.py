@@ -137,18 +137,27 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def resolve(file: str | Path | None = None, **flags: Any) -> RunConfig:
-    """Defaults < config file < flags (a flag of None means 'not given')."""
+def resolve(file: str | Path | None = None, base: dict[str, Any] | None = None,
+            **flags: Any) -> RunConfig:
+    """Defaults < base (an experiment preset) < config file < flags (None: 'not given')."""
     from_file = read_config_file(file) if file else {}
+    if "preset" in from_file and str(from_file["preset"]).startswith("paper-"):
+        from harness.presets import preset_options  # a config file may name a study preset
+
+        base = {**(base or {}), **preset_options(str(from_file.pop("preset")))}
     given = {k: v for k, v in flags.items() if v is not None}
-    values: dict[str, Any] = {**from_file, **given}
-    if "train_minutes" in given and "train_iters" not in given:
-        values["train_iters"] = None  # minutes on the command line replace iterations
-    elif values.get("train_minutes") is not None and "train_iters" not in values:
-        values["train_iters"] = None
-    explicit = {**from_file, **given}
-    if ("train_iters" in explicit or "train_minutes" in explicit) \
-            and "initial_train_iters" not in explicit:
+    layers = [base or {}, from_file, given]
+    values: dict[str, Any] = {k: v for layer in layers for k, v in layer.items()}
+
+    def level(*names: str) -> int:  # the highest layer that sets one of `names`, -1 if none
+        return max((i for i, layer in enumerate(layers) if any(n in layer for n in names)),
+                   default=-1)
+
+    if level("train_minutes") > level("train_iters"):
+        values["train_iters"] = None  # minutes replace iterations set lower down
+    elif level("train_iters") > level("train_minutes"):
+        values["train_minutes"] = None
+    if level("train_iters", "train_minutes") > level("initial_train_iters"):
         values["initial_train_iters"] = None  # a per-cycle length given alone applies to cycle 0 too
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:

@@ -86,6 +86,10 @@ class Campaign:
         strategy = STRATEGIES.get(cfg.strategy)(**cfg.strategy_params)
         backend_cls = BACKENDS.get(cfg.backend)
         require(cfg.backend, backend_cls.capabilities, cfg.strategy, strategy.needs)
+        if cfg.weights:  # a bad weights file must fail here, before a run folder exists
+            from harness.backends.checkpoint import load_checkpoint
+
+            load_checkpoint(cfg.weights)
         ds, pool, test = pool_and_test(cfg)
         oracle = ORACLES.get(cfg.oracle)(pool, delta_pos=cfg.delta_pos, delta_bg=cfg.delta_bg)
         labelled_objects = int((~pool.ignore).sum())
@@ -136,16 +140,17 @@ class Campaign:
 
     def shared_cycle0(self) -> Path:
         """Where the cycle-0 model lives: it depends only on data, seed, initial set and
-        backend / training settings, so every strategy of a compare shares it."""
+        backend / training settings, so every strategy of a compare, and every setting of a
+        sweep under the same results root, shares it."""
         c = self.cfg
-        key = {k: getattr(c, k) for k in ("dataset", "pool_size", "test_size", "seed", "initial",
-                                          "backend", "preset", "weights", "train_iters",
+        key = {k: getattr(c, k) for k in ("dataset", "data_root", "pool_size", "test_size",
+                                          "seed", "initial", "backend", "preset", "weights", "train_iters",
                                           "train_minutes", "initial_train_iters",
                                           "batch_labeled", "batch_unlabeled", "lr")}
         if self.strategy.training_objectives():  # a model trained with extra heads is not shared
             key["objectives"] = self.strategy.training_objectives()
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        return Path(c.out) / c.experiment_name() / "_shared" / f"cycle0-{digest}.pt"
+        return Path(c.out) / "_shared" / f"cycle0-{digest}.pt"
 
     def fit(self, cycle: int, backend, labels: LabelTable):
         data = TrainingSet.from_labels(self.pool, labels, self.cfg.tau)

@@ -21,7 +21,7 @@ def test_compare_writes_summary_and_curves_and_skips_finished_runs(tmp_path, cap
     table = capsys.readouterr().out
     assert "| delr | 1 |" in table and "| random | 0 |" in table
     # the cycle-0 model is trained once per seed and shared by both strategies
-    assert len(list((exp / "_shared").glob("cycle0-*.pt"))) == 2
+    assert len(list((tmp_path / "_shared").glob("cycle0-*.pt"))) == 2
     c0 = summary[summary["cycle"] == 0].set_index(["seed", "strategy"])["ap50"]
     assert c0.loc[(0, "delr")] == c0.loc[(0, "random")]
     # again: every run is complete, nothing is retrained

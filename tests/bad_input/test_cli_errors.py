@@ -59,10 +59,6 @@ def test_harness_warnings_are_one_line_and_others_untouched(monkeypatch, capsys)
     assert capsys.readouterr().err == "warning: skipped 2 boxes of zero size\n"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "outside this change: run_grid (compare.py) reports a failed run on stdout only, so "
-    "`run` ends with 'no finished cycle' on stderr; run_campaign writes config.yaml before "
-    "the backend reads its weights"))
 def test_run_with_unreadable_weights_fails_cleanly(tmp_path, capsys):
     weights = tmp_path / "weights.pt"
     weights.write_bytes(b"\x80\x04not a torch file")

@@ -1,0 +1,85 @@
+"""Experiment presets, sweeps, and `reproduce`: the paper's settings by name."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.config import resolve
+from harness.errors import ConfigError
+from harness.presets import PRESETS, STUDIES, parse_sweep, preset_for, preset_options
+
+TINY = ["--pool-size", "30", "--test-size", "8", "--train-iters", "2", "--cycles", "1",
+        "--quiet"]
+
+
+def test_every_paper_preset_has_a_cpu_twin_with_the_same_design():
+    for name, options in PRESETS.items():
+        if name.endswith("-cpu"):
+            continue
+        twin = PRESETS[f"{name}-cpu"]
+        assert twin["dataset"] == "digits" and twin["preset"] == "cpu"
+        assert options["preset"] == "paper"
+        if not options["cycle_budget"].endswith("h"):  # a share of the pool: the same share
+            assert twin["cycle_budget"] == options["cycle_budget"]
+            assert twin["initial"] == options["initial"]
+    assert PRESETS["paper-voc"]["initial"] == "5%" and PRESETS["paper-voc"]["cycle_budget"] == "2.5%"
+    assert PRESETS["paper-coco"]["initial"] == "2%" and PRESETS["paper-coco"]["train_iters"] == 18000
+    for spec in STUDIES.values():
+        assert preset_for(spec, "digits").endswith("-cpu") and preset_for(spec, None) == spec.preset
+
+
+def test_layers_defaults_preset_file_flags(tmp_path):
+    base = preset_options("paper-voc-cpu")
+    cfg = resolve(None, base)
+    assert (cfg.initial, cfg.cycle_budget, cfg.train_iters, cfg.initial_train_iters) == \
+        ("5%", "2.5%", 180, 500)
+    # a flag beats the preset; a per-cycle length given alone applies to cycle 0 too
+    cfg = resolve(None, base, cycles=5, train_iters=7)
+    assert cfg.cycles == 5 and cfg.train_iters == 7 and cfg.initial_train_iters is None
+    file = tmp_path / "c.yaml"
+    file.write_text(yaml.safe_dump({"preset": "paper-coco-cpu", "tau": 0.5}))
+    cfg = resolve(file, tau=0.9)
+    assert cfg.initial == "2%" and cfg.tau == 0.9
+    with pytest.raises(ConfigError, match="unknown experiment preset"):
+        preset_options("paper-imagenet")
+
+
+def test_parse_sweep():
+    assert parse_sweep("tau=0.5,0.7") == {"tau": ("0.5", "0.7")}
+    assert parse_sweep(["delta-pos=0,0.1", "tau=0.9"]) == {"delta_pos": ("0", "0.1"),
+                                                          "tau": ("0.9",)}
+    with pytest.raises(ConfigError):
+        parse_sweep("tau")
+
+
+def test_compare_sweep_writes_one_experiment_per_setting_sharing_cycle0(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["compare", "--strategies", "delr", "--dataset", "digits", "--sweep",
+                 "tau=0.3,0.9", "--out", str(out), "--experiment", "ignored", *TINY]) == 0
+    settings = sorted(p.name for p in out.iterdir() if p.name != "_shared")
+    assert settings == ["tau=0.3", "tau=0.9"]
+    for s, tau in zip(settings, (0.3, 0.9)):
+        cfg = yaml.safe_load((out / s / "delr" / "seed0" / "config.yaml").read_text())
+        assert cfg["tau"] == tau
+    assert len(list((out / "_shared").glob("cycle0-*.pt"))) == 1
+    with pytest.raises(SystemExit):
+        main(["compare", "--sweep"])
+    assert main(["compare", "--sweep", "nonsense=1", "--out", str(out), *TINY]) == 2
+    assert "cannot sweep nonsense" in capsys.readouterr().err
+
+
+def test_reproduce_runs_the_studys_strategies_and_draws_its_table(tmp_path):
+    out = tmp_path / "runs"
+    assert main(["reproduce", "table2", "--dataset", "digits", "--out", str(out), *TINY]) == 0
+    root = out / "table2-digits"
+    summary = pd.read_csv(root / "main" / "summary.csv")
+    assert set(summary["strategy"]) == {"delr-random", "ssod"}
+    cfg = yaml.safe_load((root / "main" / "ssod" / "seed0" / "config.yaml").read_text())
+    assert cfg["initial"] == "5%" and cfg["cycle_budget"] == "2.5%"  # the preset's design
+    assert cfg["pool_size"] == 30 and cfg["train_iters"] == 2  # the flags' override
+    assert (root / "figures" / "table2.csv").is_file()
+    assert (root / "figures" / "report.html").is_file()
+    assert main(["reproduce", "fig9", "--out", str(out)]) == 2

@@ -86,12 +86,14 @@ class DualHeadRCNN(nn.Module):
             totals.append(sum(rpn_losses.values()) + sum(roi_losses.values()))
         return torch.stack(totals)
 
-    def instances(self, images, feats):
+    def instances(self, images, feats, logits_grad: bool = True):
         """MI-AOD's instances on a two-stage detector: head 1's proposals with its test-time
         RPN settings, each answered by every head's classifier.
 
         Returns (image (P,) int64 batch index of each proposal, box features of head 1 (P, D),
         class logits of each head [(P, C + 1), ...], torchvision order: background first).
+        logits_grad=False: the logits are only looked at (no gradient; cheaper), while head
+        1's box features still carry one.
         """
         rpn = self.rpns[0]
         mode = rpn.training
@@ -102,8 +104,10 @@ class DualHeadRCNN(nn.Module):
         finally:
             rpn.train(mode)
         pooled = self.pool(feats, proposals, images.image_sizes)
-        features = [roi.box_head(pooled) for roi in self.roi_heads]
-        logits = [roi.box_predictor.cls_score(f) for roi, f in zip(self.roi_heads, features)]
+        first = self.roi_heads[0].box_head(pooled)
+        with torch.set_grad_enabled(logits_grad and torch.is_grad_enabled()):
+            features = [first] + [roi.box_head(pooled) for roi in self.roi_heads[1:]]
+            logits = [roi.box_predictor.cls_score(f) for roi, f in zip(self.roi_heads, features)]
         counts = torch.tensor([len(p) for p in proposals])
         image = torch.repeat_interleave(torch.arange(len(proposals)), counts)
         return image, features[0], logits

@@ -25,6 +25,10 @@ Departures, and why:
   model, so the module is detached again in each cycle's last 40 %.
 - Global average pooling covers only each image's own region of a padded batch, so the
   prediction of an image does not depend on its batch neighbours.
+
+Cost on the CPU preset (digits, 1 thread on a loaded 2-core machine): 0.57 s per training
+iteration of 8 images against 0.51 s for plain training (+11 %, the image-by-image RPN and RoI
+head passes); the prediction itself costs next to nothing.
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ Departures, and why:
   sigmoids; the discrepancy uses the C foreground columns.
 - The MIL instance weight is the softmax over an image's proposals of the log mean class
   probability (each proposal in proportion to its class probability), per class as in the
-  paper's equation; the official code's softmax of max-class sigmoid scores over ~10^5 anchors is
-  nearly uniform. Unlabelled images without any pseudo class are left out of the pseudo-label
+  paper's equation; the official code takes a softmax over ~10^5 anchors of max-class sigmoid
+  scores, values in [0, 1], so its weights differ by at most a factor e (nearly uniform). Unlabelled images without any pseudo class are left out of the pseudo-label
   MIL loss one by one, not batch by batch.
 - The official code does not use the MIL scores at selection; the paper re-weights the instance
   uncertainty with them. `reweight` chooses; the default follows the paper.

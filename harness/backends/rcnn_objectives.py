@@ -140,13 +140,18 @@ class RCNNObjective(Objective):
             loss = loss + mil_loss(image_scores(inst, image, n), labels)
         return loss
 
-    def _with_loss_prediction(self, model, images, feats, targets, fraction):
-        per_image = model.image_losses(0, images, feats, targets)  # (B,) head 1
-        others = model.losses(images, feats, targets, heads=range(1, model.n_heads))
+    def predicted_loss(self, model, images, feats, fraction: float) -> torch.Tensor:
+        """(B,) the loss-prediction module's output; from `detach_at` on its input is detached,
+        so its loss no longer shapes the backbone."""
         levels = list(feats.values())
         if fraction >= self.lpm["detach_at"]:
             levels = [x.detach() for x in levels]
-        predicted = model.loss_head(levels, images.image_sizes, images.tensors.shape[-2:])
+        return model.loss_head(levels, images.image_sizes, images.tensors.shape[-2:])
+
+    def _with_loss_prediction(self, model, images, feats, targets, fraction):
+        per_image = model.image_losses(0, images, feats, targets)  # (B,) head 1
+        others = model.losses(images, feats, targets, heads=range(1, model.n_heads))
+        predicted = self.predicted_loss(model, images, feats, fraction)
         rank = ranking_loss(predicted, per_image.detach(), self.lpm["margin"])
         return per_image.mean() + sum(others.values()) + self.lpm["weight"] * rank
 

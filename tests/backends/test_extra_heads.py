@@ -149,6 +149,20 @@ def test_loss_prediction_module_learns_to_rank_a_tiny_set(pool):
     assert all_pairs_hinge() < before - 0.1
 
 
+def test_loss_prediction_input_is_detached_from_detach_at_on(pool):
+    m = FasterRCNNBackend(10, "cpu", seed=0).model
+    m.train()
+    objective = RCNNObjective(m, {"loss_prediction": {"detach_at": 0.6}})
+    images, _, feats = fixed_batch(m, TrainingSet.fully_labeled(pool), n=2)
+    first_conv = next(m.backbone.parameters())
+    for fraction, reaches_backbone in ((0.59, True), (0.6, False)):
+        predicted = objective.predicted_loss(m, images, feats, fraction)
+        grad = torch.autograd.grad(predicted.sum(), [first_conv, m.loss_head.out.weight],
+                                   retain_graph=True, allow_unused=True)
+        assert (grad[0] is not None) == reaches_backbone
+        assert grad[1] is not None  # the module itself always learns
+
+
 def test_mil_head_learns_image_labels_of_a_tiny_set(pool):
     backend = FasterRCNNBackend(10, "cpu", seed=0)
     m, data = backend.model, TrainingSet.fully_labeled(pool.subset(np.arange(8)))

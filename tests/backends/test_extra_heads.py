@@ -323,3 +323,18 @@ def test_a_checkpoint_without_the_heads_loads_but_cannot_predict_them(miaod_and_
         old.predict(pool, np.arange(1), extras=("predicted_loss",))
     with pytest.raises(HarnessError, match="never trained.*'mil'"):
         FasterRCNNBackend(10, "cpu").predict(pool, np.arange(1), extras=("mil_scores",))
+
+
+def test_paper_preset_extras_read_every_fpn_level(pool):
+    from harness.backends.rcnn_objectives import predict_extras
+    from harness.backends.training import image_tensor
+
+    m = FasterRCNNBackend(10, "paper", weights=None, min_size=64, max_size=64).model.eval()
+    with torch.no_grad():
+        images, _ = m.transform([image_tensor(pool.image(i)) for i in range(2)])
+        feats = m.features(images.tensors)
+        out = predict_extras(m, images, feats, ("mil_scores", "instance_discrepancy",
+                                                "predicted_loss"), topk=100)
+    assert len(m.loss_head.branches) == len(feats) == 5
+    assert out["mil_scores"].shape == out["instance_discrepancy"].shape == (2, 10)
+    assert out["predicted_loss"].shape == (2,)

@@ -66,7 +66,7 @@ def draw(runs: Runs, stem: Path, formats=("png",), title: str = "") -> pd.DataFr
             ax.bar([str(k) for k in cycles], share, bottom=bottom, color=shade,
                    edgecolor="black", hatch=hatch, label=label)
             for x, (b, v) in enumerate(zip(bottom, share)):
-                if v >= 6:
+                if v >= 8:  # a label in a thinner segment would cover its hatch
                     ax.text(x, b + v / 2, f"{v:.0f}", ha="center", va="center", fontsize=8,
                             color="white" if shade == SHADES[0] else "black")
             bottom += share

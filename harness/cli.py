@@ -118,6 +118,33 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars or cycle lines")
 
 
+def add_executor_options(p: argparse.ArgumentParser) -> None:
+    """Where the grid's runs execute (harness/executors.py)."""
+    p.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="local (default): this machine; ray: one Ray task per run")
+    p.add_argument("--jobs", type=int, help="local: runs at once, each in its own process "
+                                            "(default 1, in this process)")
+    p.add_argument("--ray-address", help="ray: the cluster to use (e.g. auto, "
+                                         "ray://HEAD:10001); default: start Ray on this machine")
+
+
+def _executor(args):
+    from harness.executors import make_executor
+
+    return make_executor(args.executor, args.jobs, args.ray_address)
+
+
+def _run_grid(args, configs):
+    """run_grid through the executor the command line asked for, closed afterwards."""
+    from harness.compare import run_grid
+
+    executor = _executor(args)
+    try:
+        return run_grid(configs, _echo(args), progress=not args.quiet, executor=executor)
+    finally:
+        executor.close()
+
+
 RUN_FIELDS = ("dataset", "data_root", "backend", "preset", "weights", "cycles", "initial",
               "charge_initial", "cycle_budget", "budget_unit", "tau", "delta_pos", "delta_bg",
               "oracle", "cost_model", "pool_size", "test_size", "train_iters", "train_minutes",
@@ -165,10 +192,6 @@ def cmd_run(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    import pandas as pd
-
-    from harness.compare import ap_per_hour_table, grid, run_grid
-
     from harness.presets import parse_sweep
 
     base = run_config(args)
@@ -182,11 +205,11 @@ def run_study(args, base, strategies, seeds, sweep) -> int:
     setting, each with its summary and curves."""
     import pandas as pd
 
-    from harness.compare import ap_per_hour_table, experiment_dirs, grid, run_grid, sweep_settings
+    from harness.compare import ap_per_hour_table, experiment_dirs, grid, sweep_settings
 
     settings = sweep_settings(base, sweep)
     configs = [c for cfg in settings for c in grid(cfg, strategies, seeds)]
-    _, failures = run_grid(configs, _echo(args), progress=not args.quiet)
+    _, failures = _run_grid(args, configs)
     for exp in experiment_dirs(configs):
         if not (exp / "summary.csv").is_file():
             continue  # every run of this setting failed before a cycle
@@ -228,7 +251,6 @@ def cmd_reproduce(args) -> int:
 def cmd_resume(args) -> int:
     from pathlib import Path
 
-    from harness.compare import run_grid
     from harness.config import resolve
     from harness.errors import ConfigError
 
@@ -241,7 +263,7 @@ def cmd_resume(args) -> int:
     # a run folder is <out>/<experiment>/<strategy>/seed<k>: resume where the folder is now,
     # even if it was moved since it was written
     configs = [resolve(p, out=str(p.parents[3]), experiment=p.parents[2].name) for p in found]
-    exp, failures = run_grid(configs, _echo(args), progress=not args.quiet)
+    exp, failures = _run_grid(args, configs)
     for cfg, err in failures:
         print(f"error: {cfg.strategy} seed{cfg.seed}: {err}", file=sys.stderr)
     if exp is not None:
@@ -291,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", action="append", help="run the grid once per value, e.g. "
                                                     "--sweep tau=0.5,0.7,0.9 (repeat for a grid)")
     add_run_options(p)
+    add_executor_options(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("reproduce", help="run what a figure or table of the paper needs, "
@@ -301,11 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", action="append", help="extra sweep, e.g. tau=0.5,0.7,0.9")
     p.add_argument("--format", default="png", help="comma-separated: png, svg, pdf")
     add_run_options(p)
+    add_executor_options(p)
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("resume", help="continue a run or every run of an experiment")
     p.add_argument("dir", help="a run folder or an experiment folder")
     p.add_argument("--quiet", action="store_true")
+    add_executor_options(p)
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("figures", help="the paper's figures and tables from run folders")

@@ -1,15 +1,20 @@
 """A grid of campaigns (strategies x seeds) and its summary: `python -m harness compare`.
 
-Runs go one after another in this process (the local executor). A run that fails is reported
-with its error and the others go on; running the same command again skips finished runs and
-resumes partial ones. The cycle-0 model is trained once per seed and shared by every strategy.
+An executor (harness/executors.py) runs the grid: in this process by default, else in worker
+processes or on Ray. A run that fails is reported with its error and the others go on; running
+the same command again skips finished runs and resumes partial ones.
+
+The cycle-0 model is trained once per seed and shared by every strategy. Before parallel runs
+start, a cycle-0 stage trains each distinct shared model not yet on disk (one task per model),
+so runs of one seed never train it twice side by side; Campaign.fit also holds a lock file
+while it trains one (two commands at once on one machine), and it is written atomically, so no
+run reads half of it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -17,41 +22,74 @@ import pandas as pd
 
 from harness.config import RunConfig
 from harness.errors import ConfigError, HarnessError
+from harness.executors import (LocalExecutor, Task, prepare_cycle0, run_one, run_resources,
+                               silent)
 from harness.io import write_csv_atomic
-from harness.loop import Campaign, run_campaign
-from reports.curves import curve_table, plot_curves
+from harness.loop import Campaign
 
 
 def grid(base: RunConfig, strategies: list[str], seeds: list[int]) -> list[RunConfig]:
     return [dataclasses.replace(base, strategy=s, seed=k) for k in seeds for s in strategies]
 
 
-def check_grid(configs: list[RunConfig]) -> None:
+def check_grid(configs: list[RunConfig]) -> list[Campaign]:
     """Build every campaign before training any, so a typo or a missing capability fails
     in seconds, not after an hour of training."""
-    for cfg in configs:
-        Campaign.build(cfg, echo=lambda _: None, progress=False)
+    return [Campaign.build(cfg, echo=silent, progress=False) for cfg in configs]
 
 
 def run_grid(configs: list[RunConfig], echo: Callable[[str], None] = print,
-             progress: bool = True) -> tuple[Path | None, list[tuple[RunConfig, str]]]:
-    """Run every config, going on past a failed one; returns the first experiment folder
-    (None if no run finished a cycle) and the failures, for the caller to report."""
-    check_grid(configs)
+             progress: bool = True, executor=None
+             ) -> tuple[Path | None, list[tuple[RunConfig, str]]]:
+    """Run every config through `executor` (default: in this process, one after another),
+    going on past a failed one; returns the first experiment folder (None if no run finished
+    a cycle) and the failures, for the caller to report."""
+    campaigns = check_grid(configs)
+    executor = executor or LocalExecutor()
     failures = []
-    for cfg in configs:
-        try:
-            run_campaign(cfg, echo, progress)
-        except HarnessError as err:
-            failures.append((cfg, str(err)))
-            echo(f"{cfg.strategy} seed{cfg.seed} failed: {err}")
-        except Exception as err:  # a bug in one run must not cost the others
-            failures.append((cfg, f"{type(err).__name__}: {err}"))
-            echo(f"{cfg.strategy} seed{cfg.seed} failed:\n{traceback.format_exc()}")
+
+    def report(i: int, err: str | None) -> None:
+        if err is not None:
+            failures.append((i, configs[i], err))
+            echo(f"{configs[i].strategy} seed{configs[i].seed} failed: {err}")
+
+    if executor.parallel:
+        stage = cycle0_stage(campaigns)
+        if stage:
+            echo(f"training {len(stage)} shared cycle-0 model(s) first")
+            executor.run([Task(prepare_cycle0, (c,), run_resources(c)) for c in stage],
+                         lambda i, err: err and echo(f"cycle-0 model of seed{stage[i].seed} "
+                                                     f"failed: {err}"))
+        # worker processes print their cycle lines; progress bars of several would interleave
+        tasks = [Task(run_one, (c, print if progress else silent, False), run_resources(c))
+                 for c in configs]
+    else:
+        tasks = [Task(run_one, (c, echo, progress)) for c in configs]
+    executor.run(tasks, report)
+    failures = [(cfg, err) for _, cfg, err in sorted(failures, key=lambda f: f[0])]
     # a sweep has one experiment folder per setting, each summarised; one where every run
     # failed before finishing a cycle has nothing to summarise (its failures say why)
-    exps = [summarize(e) for e in experiment_dirs(configs) if any(e.glob("*/seed*/cycles.csv"))]
+    exps = []
+    for exp in experiment_dirs(configs):
+        if not any(exp.glob("*/seed*/cycles.csv")):
+            continue
+        try:
+            exps.append(summarize(exp))
+        except HarnessError as err:  # e.g. a read-only folder: reported after the runs' errors
+            failures.append((next(c for c in configs if experiment_dir(c) == exp),
+                             f"summary of {exp}: {err}"))
     return (exps[0] if exps else None), failures
+
+
+def cycle0_stage(campaigns: list[Campaign]) -> list[RunConfig]:
+    """One config per distinct shared cycle-0 model that a run still to reach cycle 0 needs
+    and that is not on disk yet."""
+    stage: dict[Path, RunConfig] = {}
+    for camp in campaigns:
+        path = camp.shared_cycle0()
+        if camp.store.progress() is None and not path.is_file() and path not in stage:
+            stage[path] = camp.cfg
+    return list(stage.values())
 
 
 def experiment_dirs(configs: list[RunConfig]) -> list[Path]:
@@ -85,6 +123,8 @@ def experiment_dir(cfg: RunConfig) -> Path:
 
 def summarize(exp_dir: Path) -> Path:
     """summary.csv (every run's cycles stacked) and curves.png / .svg for an experiment."""
+    from reports.curves import plot_curves  # matplotlib: imported only when drawing
+
     frames = [pd.read_csv(p) for p in sorted(exp_dir.glob("*/seed*/cycles.csv"))]
     if not frames:
         raise HarnessError(f"no finished cycle under {exp_dir}")
@@ -96,6 +136,8 @@ def summarize(exp_dir: Path) -> Path:
 
 def ap_per_hour_table(summary: pd.DataFrame, metric: str = "ap50") -> str:
     """Markdown table: per strategy and cycle, mean hours and mean metric over seeds."""
+    from reports.curves import curve_table
+
     t = curve_table(summary, metric)
     lines = ["| strategy | cycle | hours | " + metric + " | sd | seeds |", "|---|---|---|---|---|---|"]
     for r in t.itertuples():

@@ -39,6 +39,27 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if needed) for the block: processes on one
+    machine (or on a filesystem with POSIX locks) wait for each other; released when the
+    holder exits or dies."""
+    import fcntl
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a")
+    except OSError as err:
+        raise _clear(err, path) from None
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _clear(err: OSError, path: Path) -> HarnessError:
     if err.errno == errno.ENOSPC:
         return HarnessError(f"disk full while writing {path}; free space and run the same "

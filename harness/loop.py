@@ -8,12 +8,19 @@
 
 The loop never knows which strategy it runs. Every random draw comes from a generator seeded
 by (seed, cycle, stream), so a resumed run draws exactly what an uninterrupted one would.
+
+With $HARNESS_TRACE naming a file, each cycle appends a line per phase as it starts
+(`<unix time> fit|predict|query|write|committed <cycle>`), and with $HARNESS_TRACE_STOP set
+too the process then stops itself (SIGSTOP) until its parent continues it: how the kill test
+(harness/killtest.py) lands a SIGKILL at a chosen moment inside a chosen phase.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,6 +38,7 @@ from harness.config import RunConfig, parse_amount
 from harness.datasets import load_dataset
 from harness.datasets.base import Dataset, ImageSet
 from harness.evaluation import evaluate
+from harness.io import file_lock, write_text_atomic
 from harness.label_update import apply_answers, settled, with_pseudo_labels
 from harness.labels import LabelTable
 from harness.pseudo_quality import pseudo_label_quality
@@ -46,6 +54,16 @@ SUBSAMPLE_SEED = 0  # --pool-size / --test-size draw the same images for every r
 
 def rng_for(seed: int, cycle: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, cycle, stream])
+
+
+def trace(phase: str, cycle: int) -> None:
+    """One line in $HARNESS_TRACE, if set, as `phase` of `cycle` starts."""
+    path = os.environ.get("HARNESS_TRACE")
+    if path:
+        with open(path, "a") as fh:
+            fh.write(f"{time.time():.6f} {phase} {cycle}\n")
+        if os.environ.get("HARNESS_TRACE_STOP"):
+            os.kill(os.getpid(), signal.SIGSTOP)
 
 
 @lru_cache(maxsize=4)
@@ -156,15 +174,31 @@ class Campaign:
         data = TrainingSet.from_labels(self.pool, labels, self.cfg.tau)
         if cycle == 0:
             shared = self.shared_cycle0()
-            if shared.is_file():
-                return BACKENDS.get(self.cfg.backend).load(shared), {"iterations": 0, "seconds": 0.0}
-            backend = self.new_backend()
-            log = backend.fit(data, self.control(0))
-            backend.save(shared)
+            # runs of one seed side by side: the first trains it, the others wait and load it
+            # the training log beside it: every run sharing the model reports how it was
+            # trained, whichever run (or executor stage) trained it
+            log_path = shared.with_suffix(".json")
+            with file_lock(shared.with_name(shared.name + ".lock")):
+                if shared.is_file():
+                    log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+                    return BACKENDS.get(self.cfg.backend).load(shared), {
+                        "iterations": log.get("iterations", 0), "seconds": 0.0}
+                backend = self.new_backend()
+                log = backend.fit(data, self.control(0))
+                write_text_atomic(log_path, json.dumps(
+                    {k: log[k] for k in ("iterations", "seconds") if k in log}))
+                backend.save(shared)  # atomic, and last: a reader never sees half of it
             return backend, log
         if backend is None or not self.cfg.warm_start:
             backend = self.new_backend()
         return backend, backend.fit(data, self.control(cycle))
+
+
+    def prepare_cycle0(self) -> None:
+        """Train the shared cycle-0 model exactly as this run's cycle 0 would (nothing if it
+        is on disk): an executor's stage before parallel runs."""
+        labels, _, _ = self.initial_labels()
+        self.fit(0, None, labels)
 
 
 def run_campaign(cfg: RunConfig, echo: Callable[[str], None] = print, progress: bool = True) -> Path:
@@ -179,6 +213,7 @@ def run_campaign(cfg: RunConfig, echo: Callable[[str], None] = print, progress: 
         rejected = LabelTable.empty(len(camp.pool))
         carry, start, backend = 0.0, 0, None
     else:
+        store.publish(done["completed"])  # a kill may have come between commit and publish
         if done["completed"] >= cfg.cycles:
             echo(f"{tag}: complete ({store.dir})")
             return store.dir
@@ -198,7 +233,9 @@ def run_campaign(cfg: RunConfig, echo: Callable[[str], None] = print, progress: 
 def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, initial_actions):
     cfg, store = camp.cfg, camp.store
     t0 = time.perf_counter()
+    trace("fit", cycle)
     backend, log = camp.fit(cycle, backend, labels)
+    trace("predict", cycle)
     test_pred = backend.predict(camp.test, progress=camp.progress)
     metrics = evaluate(camp.test, camp.dataset.classes, test_pred.image, test_pred.boxes,
                        test_pred.labels, test_pred.scores)
@@ -215,6 +252,7 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
     row.update({f"strategy_{k}": v for k, v in s.report(preds, history).items()})
     actions = [initial_actions] if initial_actions is not None else []
     if not last:
+        trace("query", cycle)
         allowance = camp.budget + carry
         state = PoolState(cycle, labels, np.stack([camp.pool.widths, camp.pool.heights], 1)
                           .astype(np.float32), known, cfg.tau, allowance, dict(camp.cost.table),
@@ -232,12 +270,14 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
         spent += float(seconds.sum())
         carry = allowance - float(cost[:n].sum())
         actions.append(camp._actions(cycle + 1, queries, answers, seconds))
+    trace("write", cycle)
     backend.save(store.model_path(cycle))
     if not last:
         store.save_labels(cycle + 1, labels, rejected)
     frame = pd.concat(actions, ignore_index=True) if actions else empty_actions()
     store.save_confusion(cycle, metrics.confusion, camp.dataset.classes)
     store.commit(cycle, row, frame, spent, carry)
+    trace("committed", cycle)
     camp.echo(f"{cfg.strategy} seed{cfg.seed} cycle {cycle}: {row['hours']:.2f} h, "
               f"{row['images_labeled']} images touched, AP50 {row['ap50']:.3f}")
     return backend, spent, carry, labels, rejected
@@ -268,9 +308,9 @@ def empty_actions() -> pd.DataFrame:
 
 def cycle_row(camp: Campaign, cycle, labels: LabelTable, spent, metrics, quality, log, seconds):
     counts = labels.counts()
-    done = camp.store.actions_until(cycle)  # every action the labels of this cycle rest on
-    kinds = done["kind"].value_counts() if len(done) else {}
-    outcome = lambda kind, out: int(((done["kind"] == kind) & (done["outcome"] == out)).sum())  # noqa: E731
+    done = camp.store.action_counts(cycle)  # every action the labels of this cycle rest on
+    kinds = {kind: sum(outcomes.values()) for kind, outcomes in done.items()}
+    outcome = lambda kind, out: done.get(kind, {}).get(out, 0)  # noqa: E731
     row = {
         "strategy": camp.cfg.strategy, "seed": camp.cfg.seed, "cycle": cycle,
         "hours": spent / 3600.0,

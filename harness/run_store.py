@@ -9,9 +9,18 @@
     state/model_K.pt     the model of cycle K (warm start for K + 1)
     state/cycle_K.json, state/actions_K.parquet, state/confusion_K.parquet
                          the pieces cycles.csv / actions.parquet / confusion.parquet join
+    state/published.json the last cycle the three published files hold, and the rows of
+                         cycles.csv: written after them
 
 Every file is written to a temporary name and renamed; pieces of a cycle past the commit point
 are ignored and overwritten on resume.
+
+A commit costs the same at cycle 50 as at cycle 1 in files opened: progress.json carries the
+running action counts cycles.csv reports (never recounted from earlier cycles' actions), and
+the published files grow by the new cycle's piece on top of the previous published ones (read
+once), not re-joined from every earlier piece; only when they are not the previous cycle's
+(a kill between the commit point and the publishing, or an older run folder) are they rebuilt
+from all pieces, with the same result.
 """
 
 from __future__ import annotations
@@ -90,6 +99,15 @@ class RunStore:
         """The initial set's actions, kept until cycle 0 commits them."""
         write_parquet_atomic(self.state / "actions_initial.parquet", actions)
 
+    def action_counts(self, cycle: int) -> dict[str, dict[str, int]]:
+        """{kind: {outcome: count}} of `actions_until(cycle)`: the counts progress.json carries
+        once cycle - 1 is committed; counted from the files only for cycle 0 (the initial set)
+        and for a run folder written before the counts were carried."""
+        p = self.progress()
+        if cycle > 0 and p is not None and p["completed"] == cycle - 1 and "action_counts" in p:
+            return p["action_counts"]
+        return count_actions(self.actions_until(cycle))
+
     def actions_until(self, cycle: int) -> pd.DataFrame:
         """Actions of every committed cycle before `cycle`, plus the initial set's: the actions
         the labels of `cycle` rest on."""
@@ -102,6 +120,9 @@ class RunStore:
 
     def rows_until(self, cycle: int) -> list[dict]:
         """The committed rows of the cycles before `cycle`."""
+        published = self._published()
+        if published is not None and published["cycle"] == cycle - 1:
+            return published["rows"]
         return [json.loads((self.state / f"cycle_{c}.json").read_text()) for c in range(cycle)]
 
     def save_confusion(self, cycle: int, matrix, classes) -> None:
@@ -120,24 +141,63 @@ class RunStore:
                carry: float) -> None:
         """Cycle `cycle` is done: its row and actions are final (the labels of cycle + 1 and
         the model of `cycle` must already be saved)."""
+        counts = self.action_counts(cycle) if cycle > 0 else {}  # every piece before this one
+        counts = merge_counts(counts, count_actions(actions))
         write_text_atomic(self.state / f"cycle_{cycle}.json", json.dumps(row))
         write_parquet_atomic(self.state / f"actions_{cycle}.parquet", actions)
         write_text_atomic(self.state / "progress.json", json.dumps(
-            {"completed": cycle, "spent_seconds": spent_seconds, "carry": carry}))
-        self._publish(cycle)
+            {"completed": cycle, "spent_seconds": spent_seconds, "carry": carry,
+             "action_counts": counts}))
+        self.publish(cycle)
         # resume needs only this cycle's model and the next cycle's labels
         keep = {self.model_path(cycle), self.labels_path(cycle + 1)}
         for old in [*self.state.glob("model_*.pt"), *self.state.glob("labels_*.npz")]:
             if old not in keep:
                 old.unlink(missing_ok=True)
 
-    def _publish(self, last: int) -> None:
-        rows = [json.loads((self.state / f"cycle_{c}.json").read_text()) for c in range(last + 1)]
+    def _published(self) -> dict | None:
+        path = self.state / "published.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def publish(self, last: int) -> None:
+        """cycles.csv, actions.parquet and confusion.parquet through committed cycle `last`;
+        nothing to do when they hold it already (see the module docstring)."""
+        published = self._published()
+        if published is not None and published["cycle"] == last:
+            return
+        if published is not None and published["cycle"] == last - 1:
+            rows = published["rows"] + [json.loads((self.state / f"cycle_{last}.json").read_text())]
+            actions = [self.dir / "actions.parquet", self.state / f"actions_{last}.parquet"]
+            confusion = [self.dir / "confusion.parquet", self.state / f"confusion_{last}.parquet"]
+        else:
+            rows = [json.loads((self.state / f"cycle_{c}.json").read_text())
+                    for c in range(last + 1)]
+            actions = [self.state / f"actions_{c}.parquet" for c in range(last + 1)]
+            confusion = [self.state / f"confusion_{c}.parquet" for c in range(last + 1)]
         write_csv_atomic(self.dir / "cycles.csv", pd.DataFrame(rows))
-        parts = [pd.read_parquet(self.state / f"actions_{c}.parquet") for c in range(last + 1)]
-        write_parquet_atomic(self.dir / "actions.parquet", pd.concat(parts, ignore_index=True))
+        write_parquet_atomic(self.dir / "actions.parquet",
+                             pd.concat([pd.read_parquet(p) for p in actions], ignore_index=True))
         # a run begun before confusion matrices were saved has none for its early cycles
-        found = [self.state / f"confusion_{c}.parquet" for c in range(last + 1)]
-        parts = [pd.read_parquet(p) for p in found if p.is_file()]
+        parts = [pd.read_parquet(p) for p in confusion if p.is_file()]
         if parts:
             write_parquet_atomic(self.dir / "confusion.parquet", pd.concat(parts, ignore_index=True))
+        write_text_atomic(self.state / "published.json", json.dumps({"cycle": last, "rows": rows}))
+
+
+def count_actions(actions: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """{kind: {outcome: count}} of an action log."""
+    if not len(actions):
+        return {}
+    sizes = actions.groupby([actions["kind"].astype(str), actions["outcome"].astype(str)]).size()
+    out: dict[str, dict[str, int]] = {}
+    for (kind, outcome), n in sizes.items():
+        out.setdefault(kind, {})[outcome] = int(n)
+    return out
+
+
+def merge_counts(a: dict, b: dict) -> dict[str, dict[str, int]]:
+    out = {k: dict(v) for k, v in a.items()}
+    for kind, outcomes in b.items():
+        for outcome, n in outcomes.items():
+            out.setdefault(kind, {})[outcome] = out.get(kind, {}).get(outcome, 0) + n
+    return out

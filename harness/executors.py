@@ -1,0 +1,218 @@
+"""Where the runs of a grid execute: in this process, in local worker processes, or on Ray.
+
+    local (default)   one run after another in this process; --jobs N: N worker processes,
+                      each run in a fresh process of its own
+    ray               one Ray task per run, on a Ray instance started here or on a cluster
+                      (--ray-address); each task asks for the run's CPUs and GPUs
+
+A run is self-contained (a resolved config in, a folder out), so an executor only decides where
+its code runs: every run writes its own folder under the shared results root exactly as it does
+in-process, and resume works the same whichever executor wrote the folder. A run that fails
+comes back as its error message and the others go on; a worker that dies (killed, out of memory)
+fails only its own run.
+
+An executor runs `Task`s: a module-level function and its arguments (picklable, for the worker
+processes and Ray), plus the resources it asks for. The function returns None on success or an
+error message.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from typing import Callable
+
+from harness.config import RunConfig
+from harness.errors import ConfigError, HarnessError
+
+GPU_PRESETS = ("paper",)  # backend presets that train on a GPU
+
+
+@dataclass(frozen=True)
+class Task:
+    fn: Callable[..., str | None]
+    args: tuple
+    resources: dict = field(default_factory=dict)  # {"num_cpus": 1, "num_gpus": 0}
+
+
+def run_resources(cfg: RunConfig, cpus: float = 1) -> dict:
+    """What one run asks a scheduler for: `cpus` CPUs, and one GPU for a GPU preset."""
+    return {"num_cpus": cpus, "num_gpus": 1 if cfg.preset in GPU_PRESETS else 0}
+
+
+def silent(_msg: str) -> None:
+    """An echo that prints nothing (module level, so that worker processes can receive it)."""
+
+
+def run_one(cfg: RunConfig, echo: Callable[[str], None] = print,
+            progress: bool = False) -> str | None:
+    """Run (or resume) one campaign: None when it finished, else its error as one line (a
+    traceback for a bug is echoed first). The task every executor runs per grid cell."""
+    from harness.loop import run_campaign
+
+    try:
+        run_campaign(cfg, echo, progress)
+    except HarnessError as err:
+        return str(err)
+    except Exception as err:  # a bug in one run must not cost the others
+        echo(f"{cfg.strategy} seed{cfg.seed}:\n{traceback.format_exc()}")
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def prepare_cycle0(cfg: RunConfig) -> str | None:
+    """Train the cycle-0 model `cfg` shares with the other runs of its seed, unless it is on
+    disk already; None on success, else the error."""
+    from harness.loop import Campaign
+
+    try:
+        Campaign.build(cfg, echo=silent, progress=False).prepare_cycle0()
+    except Exception as err:  # the runs that need the model report it again, with context
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+class LocalExecutor:
+    """Runs in this process (jobs=1) or in up to `jobs` worker processes at once."""
+
+    def __init__(self, jobs: int = 1):
+        if jobs < 1:
+            raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+        self.jobs = jobs
+
+    @property
+    def parallel(self) -> bool:
+        return self.jobs > 1
+
+    def run(self, tasks: list[Task], on_result: Callable[[int, str | None], None]) -> list:
+        if not self.parallel:
+            results = []
+            for i, task in enumerate(tasks):
+                results.append(task.fn(*task.args))
+                on_result(i, results[-1])
+            return results
+        return _run_processes(tasks, self.jobs, on_result)
+
+    def close(self) -> None:
+        pass
+
+
+def _child(fn, args, conn, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        conn.send(fn(*args))
+    finally:
+        conn.close()
+
+
+def _run_processes(tasks: list[Task], jobs: int, on_result) -> list:
+    """Each task in a fresh spawned process (no state leaks between runs, and a process that
+    dies takes only its own task with it), at most `jobs` at once."""
+    ctx = mp.get_context("spawn")  # torch is not fork-safe once its thread pools exist
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    results: list = [None] * len(tasks)
+    pending = list(range(len(tasks)))
+    running: dict = {}  # process sentinel -> (task index, process, receiving end)
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                i = pending.pop(0)
+                recv, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_child, args=(tasks[i].fn, tasks[i].args, send, threads))
+                proc.start()
+                send.close()
+                running[proc.sentinel] = (i, proc, recv)
+            for sentinel in wait(list(running)):
+                i, proc, recv = running.pop(sentinel)
+                try:
+                    results[i] = recv.recv()
+                except EOFError:
+                    results[i] = f"worker process died (exit code {proc.exitcode})"
+                proc.join()
+                recv.close()
+                on_result(i, results[i])
+    finally:
+        for _, proc, _ in running.values():  # Ctrl-C or an error here: stop the workers
+            proc.terminate()
+            proc.join()
+    return results
+
+
+def _in_dir(cwd: str, fn, *args):
+    """Run `fn` in the driver's working folder, where relative --out and dataset paths point
+    (on a node of a cluster that has no such folder, in the task's own)."""
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
+    return fn(*args)
+
+
+class RayExecutor:
+    """One Ray task per run. `address`: an existing cluster ('auto', 'ray://host:10001', or
+    host:port); None starts a Ray instance on this machine (`ray.init()`). On a cluster every
+    node needs the harness installed and the results root on a shared filesystem."""
+
+    parallel = True
+
+    def __init__(self, address: str | None = None, init_options: dict | None = None):
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--executor ray needs Ray: pip install 'annotation-cost-harness[ray]' "
+                              "(or pip install ray)") from None
+        self.ray, self.address, self.init_options = ray, address, init_options or {}
+        self.started = False
+
+    def _connect(self) -> None:
+        """Start or join Ray at the first tasks, so that a bad grid fails before."""
+        if not self.ray.is_initialized():
+            self.ray.init(address=self.address, **self.init_options)
+            self.started = True
+
+    def run(self, tasks: list[Task], on_result) -> list:
+        ray = self.ray
+        self._connect()
+        gpus = ray.cluster_resources().get("GPU", 0)
+        needs = max((t.resources.get("num_gpus", 0) for t in tasks), default=0)
+        if needs > gpus:  # Ray would wait forever for a node that can take the task
+            raise ConfigError(f"a run asks for {needs} GPU(s) (backend preset paper) but the Ray "
+                              f"cluster has {gpus:g}; use a cluster with GPUs, or --preset cpu")
+        remote = ray.remote(_in_dir)
+        cwd = os.getcwd()
+        refs = [remote.options(max_retries=1, **t.resources).remote(cwd, t.fn, *t.args)
+                for t in tasks]
+        index = {ref: i for i, ref in enumerate(refs)}
+        results: list = [None] * len(tasks)
+        waiting = list(refs)
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1)
+            i = index[done[0]]
+            try:
+                results[i] = ray.get(done[0])
+            except ray.exceptions.RayError as err:  # the worker or its node died
+                results[i] = f"Ray task failed: {type(err).__name__}: {str(err).splitlines()[0]}"
+            on_result(i, results[i])
+        return results
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+def make_executor(kind: str = "local", jobs: int | None = None,
+                  ray_address: str | None = None):
+    """The executor the command line asked for; option mix-ups are ConfigErrors."""
+    if kind == "local":
+        if ray_address:
+            raise ConfigError("--ray-address is for --executor ray")
+        return LocalExecutor(jobs or 1)
+    if kind == "ray":
+        if jobs is not None:
+            raise ConfigError("--jobs is for --executor local; Ray runs as many runs at once as "
+                              "the cluster's CPUs and GPUs allow")
+        return RayExecutor(ray_address)
+    raise ConfigError(f"unknown executor {kind!r}; known: local, ray")

@@ -6,6 +6,7 @@ import inspect
 from typing import Mapping
 
 import numpy as np
+import pandas as pd
 
 from harness.errors import ConfigError
 from harness.queries import ACTION_KINDS
@@ -23,7 +24,8 @@ class CostModel:
 
     def seconds(self, kinds: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         kinds = np.asarray(kinds, dtype=object)
-        unique, inverse = np.unique(kinds, return_inverse=True) if len(kinds) else ([], [])
+        # hashing, not sorting, a million action names (np.unique sorts Python strings)
+        inverse, unique = pd.factorize(kinds, sort=True) if len(kinds) else ([], [])
         prices = []
         for k in unique:
             if k not in self.table:

@@ -125,3 +125,19 @@ def test_delr_random_asks_the_same_boxes_in_another_order():
     assert sorted(ranked.pred) == sorted(shuffled.pred)
     assert list(ranked.pred) == [5, 4, 3, 2, 1, 0]
     assert list(shuffled.pred) != list(ranked.pred)
+
+
+def test_uncertainty_in_blocks_equals_the_formula_at_once():
+    """More rows than a block, gathered through `rows`: bit for bit the one-shot formula."""
+    from strategies.delr import BLOCK, top_class_score
+
+    rng = np.random.default_rng(0)
+    n = 2 * BLOCK + 123
+    p = rng.dirichlet(np.ones(11), n).astype(np.float32)
+    q = rng.dirichlet(np.ones(11), n).astype(np.float32)
+    rows = np.sort(rng.choice(n, n - 1000, replace=False))
+    a, b = np.clip(p[rows], 1e-8, 1.0), np.clip(q[rows], 1e-8, 1.0)
+    once = (a * (np.log(a) - np.log(b))).sum(axis=1)
+    assert np.array_equal(classification_uncertainty(p, q, rows), once)
+    assert np.array_equal(classification_uncertainty(p[rows], q[rows]), once)
+    assert np.array_equal(top_class_score(p, rows), p[rows, :-1].max(axis=1))

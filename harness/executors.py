@@ -209,7 +209,7 @@ def make_executor(kind: str = "local", jobs: int | None = None,
     if kind == "local":
         if ray_address:
             raise ConfigError("--ray-address is for --executor ray")
-        return LocalExecutor(jobs or 1)
+        return LocalExecutor(1 if jobs is None else jobs)
     if kind == "ray":
         if jobs is not None:
             raise ConfigError("--jobs is for --executor local; Ray runs as many runs at once as "

@@ -36,6 +36,7 @@ from harness.config import RunConfig, save_config
 from harness.errors import HarnessError
 from harness.io import atomic_path, write_csv_atomic, write_parquet_atomic, write_text_atomic
 from harness.labels import LabelTable
+from harness.queries import ACTION_KINDS
 
 LABEL_FIELDS = ("image", "boxes", "labels", "provenance", "score", "fully_annotated",
                 "labeled_cycle")
@@ -174,14 +175,27 @@ class RunStore:
                     for c in range(last + 1)]
             actions = [self.state / f"actions_{c}.parquet" for c in range(last + 1)]
             confusion = [self.state / f"confusion_{c}.parquet" for c in range(last + 1)]
-        write_csv_atomic(self.dir / "cycles.csv", pd.DataFrame(rows))
-        write_parquet_atomic(self.dir / "actions.parquet",
-                             pd.concat([pd.read_parquet(p) for p in actions], ignore_index=True))
+        actions = typed_actions(pd.concat([pd.read_parquet(p) for p in actions],
+                                          ignore_index=True))
         # a run begun before confusion matrices were saved has none for its early cycles
-        parts = [pd.read_parquet(p) for p in confusion if p.is_file()]
-        if parts:
-            write_parquet_atomic(self.dir / "confusion.parquet", pd.concat(parts, ignore_index=True))
+        confusion = [pd.read_parquet(p) for p in confusion if p.is_file()]
+        # everything is read: from here until the new marker, the published files are of no
+        # known cycle (a kill in between makes the next publish rebuild them from the pieces)
+        (self.state / "published.json").unlink(missing_ok=True)
+        write_csv_atomic(self.dir / "cycles.csv", pd.DataFrame(rows))
+        write_parquet_atomic(self.dir / "actions.parquet", actions)
+        if confusion:
+            write_parquet_atomic(self.dir / "confusion.parquet",
+                                 pd.concat(confusion, ignore_index=True))
         write_text_atomic(self.state / "published.json", json.dumps({"cycle": last, "rows": rows}))
+
+
+def typed_actions(actions: pd.DataFrame) -> pd.DataFrame:
+    """The published log's column types, whichever pieces it was joined from (an empty piece
+    reads back without the categories, and joining it turns `kind` into plain strings)."""
+    actions["kind"] = pd.Categorical(actions["kind"].astype(object), categories=ACTION_KINDS)
+    actions["outcome"] = actions["outcome"].astype(object).astype("str")
+    return actions
 
 
 def count_actions(actions: pd.DataFrame) -> dict[str, dict[str, int]]:

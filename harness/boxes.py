@@ -12,6 +12,9 @@ import torch
 from torchvision.ops import box_iou
 
 
+MATCH_BLOCK = 1 << 13  # queries per block in best_match: their pairs' arrays stay in cache
+
+
 def as_boxes(values) -> np.ndarray:
     """Any (N, 4) array-like -> contiguous float32 (N, 4)."""
     boxes = np.asarray(values, dtype=np.float32).reshape(-1, 4)
@@ -27,13 +30,12 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def iou_pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a, b: (N, 4) -> (N,) IoU of a[i] with b[i]."""
-    lt = np.maximum(a[:, :2], b[:, :2])
-    rb = np.minimum(a[:, 2:], b[:, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[:, 0] * wh[:, 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a + area_b - inter
+    ax1, ay1, ax2, ay2 = np.asarray(a).T
+    bx1, by1, bx2, by2 = np.asarray(b).T
+    w = np.minimum(ax2, bx2) - np.maximum(ax1, bx1)
+    h = np.minimum(ay2, by2) - np.maximum(ay1, by1)
+    inter = np.clip(w, 0, None, out=w) * np.clip(h, 0, None, out=h)
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(np.float32)
 
 
@@ -48,9 +50,18 @@ def best_match(
     query_boxes: (Q, 4); query_image: (Q,) image index; gt_boxes: (G, 4) sorted by image;
     gt_offsets: (n_images + 1,) so image i owns gt rows offsets[i]:offsets[i+1].
     Returns (iou (Q,) float32, gt_row (Q,) int64, -1 where the image has no ground truth).
-    Vectorised by expanding every (query, candidate) pair, then a segmented max.
+    Vectorised by expanding every (query, candidate) pair, then a segmented max; in blocks of
+    queries, so that the pairs of a million queries (several million) never exist at once.
     """
+    query_boxes, query_image = np.asarray(query_boxes), np.asarray(query_image)
     q = len(query_boxes)
+    if q > MATCH_BLOCK:
+        iou, row = np.zeros(q, dtype=np.float32), np.full(q, -1, dtype=np.int64)
+        for lo in range(0, q, MATCH_BLOCK):
+            block = slice(lo, lo + MATCH_BLOCK)
+            iou[block], row[block] = best_match(query_boxes[block], query_image[block],
+                                                gt_boxes, gt_offsets)
+        return iou, row
     starts = gt_offsets[query_image]
     counts = gt_offsets[query_image + 1] - starts
     iou = np.zeros(q, dtype=np.float32)
@@ -60,17 +71,16 @@ def best_match(
         return iou, row
     qi = np.nonzero(has)[0]
     c = counts[qi]
-    pair_query = np.repeat(qi, c)
     seg_start = np.cumsum(c) - c
     pair_gt = np.repeat(starts[qi] - seg_start, c) + np.arange(c.sum())
-    pair_iou = iou_pairwise(query_boxes[pair_query], gt_boxes[pair_gt])
+    pair_iou = iou_pairwise(np.repeat(query_boxes[qi], c, axis=0), gt_boxes[pair_gt])
     seg_max = np.maximum.reduceat(pair_iou, seg_start)
-    # first pair reaching the segment max is the match (ties: lowest gt row)
-    is_max = pair_iou == np.repeat(seg_max, c)
-    first = np.full(len(qi), np.iinfo(np.int64).max)
-    np.minimum.at(first, np.repeat(np.arange(len(qi)), c)[is_max], pair_gt[is_max])
+    # the first pair of its segment reaching the segment's max is the match (ties: lowest gt
+    # row, gt rows ascend within a segment); every segment holds one, so it is the first
+    # hit at or after the segment's start
+    hits = np.flatnonzero(pair_iou == np.repeat(seg_max, c))
     iou[qi] = seg_max
-    row[qi] = first
+    row[qi] = pair_gt[hits[np.searchsorted(hits, seg_start)]]
     return iou, row
 
 

@@ -113,3 +113,30 @@ def test_hflip_values_and_per_box_width():
     np.testing.assert_array_equal(hflip(b, 100), [[70, 1, 90, 2], [95, 0, 100, 5]])
     np.testing.assert_array_equal(hflip(b, np.array([100, 20])), [[70, 1, 90, 2], [15, 0, 20, 5]])
     np.testing.assert_array_equal(b, [[10, 1, 30, 2], [0, 0, 5, 5]])  # input untouched
+
+
+def test_best_match_in_blocks_equals_all_pairs_at_once():
+    """More queries than a block, ties included: the match of every query is the pair of its
+    image with the highest IoU, the lowest ground-truth row among equals."""
+    from harness.boxes import MATCH_BLOCK
+
+    rng = np.random.default_rng(0)
+    n_images, q = 400, MATCH_BLOCK + 777
+    counts = rng.integers(0, 6, n_images)
+    gt_image = np.repeat(np.arange(n_images), counts)
+    xy = rng.integers(0, 40, (len(gt_image), 2)).astype(np.float32)
+    gt = np.concatenate([xy, xy + rng.integers(5, 30, (len(gt_image), 2))], 1).astype(np.float32)
+    gt[1::7] = gt[0:-1:7]  # duplicated boxes: ties
+    offsets = np.searchsorted(gt_image, np.arange(n_images + 1))
+    image = np.sort(rng.integers(0, n_images, q))
+    boxes = np.concatenate([xy := rng.integers(0, 40, (q, 2)).astype(np.float32),
+                            xy + rng.integers(5, 30, (q, 2))], 1).astype(np.float32)
+    iou, row = best_match(boxes, image, gt, offsets)
+    for k in rng.choice(q, 300, replace=False):
+        lo, hi = offsets[image[k]], offsets[image[k] + 1]
+        if hi == lo:
+            assert row[k] == -1 and iou[k] == 0
+            continue
+        m = iou_pairwise(np.repeat(boxes[k:k + 1], hi - lo, axis=0), gt[lo:hi])
+        assert iou[k] == m.max() and row[k] == lo + int(np.argmax(m))  # argmax: first of ties
+        assert np.allclose(m, iou_matrix(boxes[k:k + 1], gt[lo:hi])[0], atol=1e-6)

@@ -48,6 +48,7 @@ class RunStore:
     def __init__(self, run_dir: Path):
         self.dir = Path(run_dir)
         self.state = self.dir / "state"
+        self._actions: tuple[int, pd.DataFrame] | None = None  # (cycle, published action log)
 
     # -- config --------------------------------------------------------------------------
     def check_or_save_config(self, cfg: RunConfig) -> None:
@@ -168,15 +169,18 @@ class RunStore:
             return
         if published is not None and published["cycle"] == last - 1:
             rows = published["rows"] + [json.loads((self.state / f"cycle_{last}.json").read_text())]
-            actions = [self.dir / "actions.parquet", self.state / f"actions_{last}.parquet"]
+            # the log this store published last (kept, not read back), or the file's
+            before = self._actions[1] if self._actions and self._actions[0] == last - 1 else \
+                pd.read_parquet(self.dir / "actions.parquet")
+            actions = [before, pd.read_parquet(self.state / f"actions_{last}.parquet")]
             confusion = [self.dir / "confusion.parquet", self.state / f"confusion_{last}.parquet"]
         else:
             rows = [json.loads((self.state / f"cycle_{c}.json").read_text())
                     for c in range(last + 1)]
-            actions = [self.state / f"actions_{c}.parquet" for c in range(last + 1)]
+            actions = [pd.read_parquet(self.state / f"actions_{c}.parquet")
+                       for c in range(last + 1)]
             confusion = [self.state / f"confusion_{c}.parquet" for c in range(last + 1)]
-        actions = typed_actions(pd.concat([pd.read_parquet(p) for p in actions],
-                                          ignore_index=True))
+        actions = typed_actions(pd.concat(actions, ignore_index=True))
         # a run begun before confusion matrices were saved has none for its early cycles
         confusion = [pd.read_parquet(p) for p in confusion if p.is_file()]
         # everything is read: from here until the new marker, the published files are of no
@@ -188,13 +192,17 @@ class RunStore:
             write_parquet_atomic(self.dir / "confusion.parquet",
                                  pd.concat(confusion, ignore_index=True))
         write_text_atomic(self.state / "published.json", json.dumps({"cycle": last, "rows": rows}))
+        self._actions = (last, actions)
 
 
 def typed_actions(actions: pd.DataFrame) -> pd.DataFrame:
     """The published log's column types, whichever pieces it was joined from (an empty piece
     reads back without the categories, and joining it turns `kind` into plain strings)."""
-    actions["kind"] = pd.Categorical(actions["kind"].astype(object), categories=ACTION_KINDS)
-    actions["outcome"] = actions["outcome"].astype(object).astype("str")
+    kind = actions["kind"].dtype
+    if not (isinstance(kind, pd.CategoricalDtype) and list(kind.categories) == list(ACTION_KINDS)):
+        actions["kind"] = pd.Categorical(actions["kind"].astype(object), categories=ACTION_KINDS)
+    if actions["outcome"].dtype != "str":
+        actions["outcome"] = actions["outcome"].astype(object).astype("str")
     return actions
 
 

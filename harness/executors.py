@@ -131,7 +131,8 @@ def _run_processes(tasks: list[Task], jobs: int, on_result) -> list:
                 i, proc, recv = running.pop(sentinel)
                 try:
                     results[i] = recv.recv()
-                except EOFError:
+                except EOFError:  # it ended without an answer
+                    proc.join()
                     results[i] = f"worker process died (exit code {proc.exitcode})"
                 proc.join()
                 recv.close()

@@ -33,6 +33,7 @@ import numpy as np
 from harness.predictions import PoolPredictions
 from harness.queries import Queries, QueryKind
 from strategies.base import PoolState, Strategy, register
+from strategies.entropy import entropy
 
 PROBE_SEED = 20191  # the probe must be the same images every cycle and every run
 
@@ -40,8 +41,7 @@ PROBE_SEED = 20191  # the probe must be the same images every cycle and every ru
 def image_uncertainty(preds: PoolPredictions, min_score: float) -> np.ndarray:
     """(N,) mean normalised class entropy of each image's detections; 1.0 where there are none."""
     keep = preds.scores >= min_score
-    p = np.clip(preds.class_probs[keep], 1e-12, 1.0)
-    h = -(p * np.log(p)).sum(axis=1) / np.log(p.shape[1]) if len(p) else np.zeros(0)
+    h = entropy(preds.class_probs[keep]) / np.log(preds.class_probs.shape[1])
     img = preds.image[keep]
     total = np.bincount(img, weights=h, minlength=preds.n_images)
     count = np.bincount(img, minlength=preds.n_images)

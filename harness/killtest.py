@@ -8,12 +8,13 @@ with exactly the results of an uninterrupted run of the same command and seed.
 2. Targets: `kills` moments drawn at random inside the reference's phases, the phases taken in
    turn (fit, predict, query, write, fit, ...) so that each gets its share: a target is
    (phase, cycle, offset as a share of that phase's length in the reference), in time order.
+   The first target of each phase is at its start (offset 0), so every phase is hit.
 3. The same command in another folder, with $HARNESS_TRACE_STOP: the run stops itself at
    the start of each phase and this script continues it, so it knows to the millisecond when
    a phase began (polling a file would miss a phase of 20 ms). For each target: continue the
    run until it starts that phase of that cycle, continue it once more, sleep the offset,
-   SIGKILL it, note the phase it was really in (its last trace line), and start the command
-   again (it resumes).
+   SIGKILL it (at once, still stopped, when the offset is under MIN_DELAY), note the phase
+   it was really in (its last trace line), and start the command again (it resumes).
 4. When the last target is passed, the run finishes; its cycles.csv (without wall-clock
    columns), actions.parquet and confusion.parquet must equal the reference's.
 
@@ -39,6 +40,10 @@ import numpy as np
 import pandas as pd
 
 PHASES = ("fit", "predict", "query", "write")
+# A kill aimed closer than this to a phase's start hits the run while it is still stopped
+# there: continuing it, sleeping and signalling take about this long, and a short phase
+# (query on a fast machine) would be over before the signal lands.
+MIN_DELAY = 0.05
 TIMING_COLUMNS = ("cycle_seconds",)  # wall-clock, differs from run to run by nature
 TINY = ("--strategy", "delr", "--dataset", "digits", "--pool-size", "20", "--test-size", "4",
         "--cycles", "2", "--train-iters", "1", "--initial", "20%", "--cycle-budget", "10%",
@@ -97,7 +102,8 @@ def draw_targets(spans: dict, kills: int, rng: np.random.Generator) -> list[tupl
         phase = PHASES[k % len(PHASES)]
         cycles = sorted(c for p, c in spans if p == phase)
         cycle = int(rng.choice(cycles))
-        targets.append((phase, cycle, float(rng.uniform(0.0, 0.9))))
+        first_round = k < len(PHASES)  # each phase hit at least once, at its very start
+        targets.append((phase, cycle, 0.0 if first_round else float(rng.uniform(0.0, 0.9))))
     return sorted(targets, key=lambda t: spans[t[:2]][0] + t[2] * spans[t[:2]][1])
 
 
@@ -148,9 +154,10 @@ def kill_test(workdir: Path, kills: int = 12, seed: int = 0, options: tuple[str,
         reached = False
         try:
             reached = run_to(proc, trace, phase, cycle)
-            if reached:
+            delay = offset * spans[(phase, cycle)][1]
+            if reached and delay >= MIN_DELAY:  # else killed as it stands, at the phase's start
                 os.kill(proc.pid, signal.SIGCONT)
-                time.sleep(offset * spans[(phase, cycle)][1])
+                time.sleep(delay)
         finally:
             if proc.returncode is None:  # not reaped yet: kill it (a stopped process dies too)
                 os.kill(proc.pid, signal.SIGKILL)

@@ -85,8 +85,9 @@ class SimulatedAnnotator(Oracle):
     def verify_boxes(self, image, boxes, rng):
         """(Q,) images, (Q, 4) boxes -> verdict (Q,) int8, iou (Q,), matched row in gt (Q,)."""
         iou, match = best_match(boxes, image, self.gt_boxes, self.gt_offsets)
-        pos = self.iou_pos + rng.uniform(0, self.delta_pos, len(iou))
-        bg = self.iou_bg + rng.uniform(0, self.delta_bg, len(iou))
+        iou = iou.astype(np.float32)  # judged at the precision it is logged with, so the two agree
+        pos = (self.iou_pos + rng.uniform(0, self.delta_pos, len(iou))).astype(np.float32)
+        bg = (self.iou_bg + rng.uniform(0, self.delta_bg, len(iou))).astype(np.float32)
         verdict = np.where(iou >= pos, KEEP, np.where(iou < bg, DROP, CORRECT)).astype(np.int8)
         corr = verdict == CORRECT
         if corr.any():
@@ -94,8 +95,7 @@ class SimulatedAnnotator(Oracle):
             gt = self.gt_boxes[match[corr]]
             inside = np.all((gt[:, :2] >= region[:, :2]) & (gt[:, 2:] <= region[:, 2:]), axis=1)
             verdict[np.nonzero(corr)[0][~inside]] = DROP
-        iou = np.where(match >= 0, iou, np.nan).astype(np.float32)
-        return verdict, iou, match
+        return verdict, np.where(match >= 0, iou, np.float32(np.nan)), match
 
     def objects_of(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """All annotatable objects of `images`: (owner position in `images` (D,), gt index (D,))."""

@@ -84,6 +84,13 @@ def test_keep_drop_correct_hand_made():
     np.testing.assert_array_equal(a.label, q.labels)
 
 
+def test_iou_on_a_threshold_is_judged_as_logged():
+    # IoU exactly 0.7 (40x28 inside 40x40): float64 gives 0.69999..., the log says 0.7; the
+    # verdict must follow what the log says, or the action log contradicts itself
+    _, a = verify(SimulatedAnnotator(POOL), [[20.0, 32.0, 60.0, 60.0]])
+    assert a.iou[0] >= 0.7 and a.box_verdict[0] == KEEP
+
+
 def test_image_without_ground_truth_drops_with_nan_iou():
     _, a = verify(SimulatedAnnotator(POOL), [G1], image=2)
     assert a.box_verdict[0] == DROP and np.isnan(a.iou[0])

@@ -1,3 +1,4 @@
 """Detector backends; each module registers itself with `harness.registry.BACKENDS`."""
 
 from harness.backends import frcnn  # noqa: F401,E402  (registration)
+from harness.backends import yolo  # noqa: F401,E402  (registration; imports ultralytics lazily)

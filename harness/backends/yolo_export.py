@@ -1,0 +1,112 @@
+"""A harness TrainingSet written in ultralytics' YOLO layout, and TrainControl as trainer arguments.
+
+ultralytics' trainer reads images and labels from disk, so each fit exports what it trains on:
+
+    ROOT/images/train/000000.png    what `images.image(i)` gives, as lossless PNG (RGB)
+    ROOT/labels/train/000000.txt    one `class cx cy w h` line per box, normalised to [0, 1]
+    ROOT/train.txt                  the image paths, one a line
+    ROOT/data.yaml                  path, train, val, names (class0 .. class{C-1})
+
+Images are re-encoded rather than linked to their files: the harness and ultralytics then see
+the same pixels (EXIF rotation, palette and grey images are settled once, by the harness's
+reader). Human and pseudo boxes are written alike (ultralytics has one label stream); a fully
+annotated image with no box gets an empty label file, which ultralytics trains as background.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from harness.backends.base import TrainControl, TrainingSet
+from harness.errors import ConfigError
+
+SCHEDULES = {"cosine": True, "linear": False}  # -> ultralytics' cos_lr
+OPTIMIZERS = {"adamw": "AdamW", "sgd": "SGD"}
+
+
+def yolo_lines(boxes: np.ndarray, labels: np.ndarray, width: int, height: int) -> str:
+    """boxes: (n, 4) float xyxy pixels -> `class cx cy w h` lines, clipped to the image; boxes
+    less than a pixel wide or tall once clipped are left out."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4).copy()
+    b[:, [0, 2]] = b[:, [0, 2]].clip(0, width)
+    b[:, [1, 3]] = b[:, [1, 3]].clip(0, height)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    keep = (w >= 1) & (h >= 1)
+    rows = np.stack([(b[:, 0] + b[:, 2]) / 2 / width, (b[:, 1] + b[:, 3]) / 2 / height,
+                     w / width, h / height], 1)[keep]
+    return "".join(f"{int(c)} {x:.6f} {y:.6f} {bw:.6f} {bh:.6f}\n"
+                   for c, (x, y, bw, bh) in zip(np.asarray(labels)[keep], rows))
+
+
+def export_training_set(data: TrainingSet, root: Path, n_classes: int) -> Path:
+    """Write `data` under root in the layout above; returns the data YAML's path."""
+    images, labels = root / "images" / "train", root / "labels" / "train"
+    images.mkdir(parents=True, exist_ok=True)
+    labels.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for pos, index in enumerate(data.index):
+        pixels = data.images.image(int(index))
+        height, width = pixels.shape[:2]
+        path = images / f"{pos:06d}.png"
+        Image.fromarray(np.ascontiguousarray(pixels)).save(path, compress_level=1)
+        boxes, classes, _ = data.targets[pos]
+        (labels / f"{pos:06d}.txt").write_text(yolo_lines(boxes, classes, width, height))
+        paths.append(str(path.resolve()))
+    (root / "train.txt").write_text("\n".join(paths) + "\n")
+    spec = {"path": str(root.resolve()), "train": "train.txt",
+            # ultralytics builds a validation loader from `val` even when it never validates;
+            # the backend skips validation (the harness evaluates on its own test split)
+            "val": "train.txt",
+            "names": {c: f"class{c}" for c in range(n_classes)}}
+    out = root / "data.yaml"
+    out.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return out
+
+
+def trainer_arguments(control: TrainControl, n_images: int, config) -> tuple[dict, int | None]:
+    """ultralytics trainer arguments for one fit, and the number of batches to stop after.
+
+    One mixed stream: ultralytics draws batches from one shuffled list of images, so a batch
+    holds batch_labeled + batch_unlabeled images from the labelled and pseudo-labelled images
+    together (in proportion to their numbers, not in the harness's fixed ratio).
+    Iterations: one iteration is one batch and one optimizer step (the nominal batch size
+    `nbs` is set to the batch, so ultralytics accumulates no gradients); epochs =
+    ceil(iterations * batch / images), and training stops after exactly `iterations` batches,
+    part-way through the last epoch when they do not divide evenly (the returned count).
+    Minutes: ultralytics' own `time` budget (hours); it re-plans its epochs after the first.
+    Warm-up: warmup_iterations batches, as a fraction of epochs.
+    """
+    batch = control.batch_labeled + control.batch_unlabeled
+    if batch < 1:
+        raise ConfigError("the yolo backend needs batch_labeled + batch_unlabeled >= 1")
+    optimizer = (control.optimizer or config.optimizer).lower()
+    schedule = (control.schedule or config.schedule).lower()
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {optimizer!r} for yolo; known: {', '.join(OPTIMIZERS)}")
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"the yolo backend's learning-rate schedule is cosine or linear "
+                          f"(ultralytics' two), not {schedule!r}")
+    per_epoch = n_images / batch
+    if control.iterations is not None:
+        stop_after, hours = control.iterations, None
+        epochs = max(1, -(-control.iterations * batch // n_images))  # ceil, in integers
+    else:  # ultralytics re-plans the epochs from the time of the first one
+        epochs, stop_after, hours = 1000, None, control.minutes / 60
+    args = {
+        "epochs": epochs, "time": hours, "batch": batch, "nbs": batch, "imgsz": config.imgsz,
+        "optimizer": OPTIMIZERS[optimizer], "lr0": control.lr or config.lr, "lrf": config.lrf,
+        "cos_lr": SCHEDULES[schedule], "momentum": control.momentum,
+        "weight_decay": control.weight_decay,
+        "warmup_epochs": control.warmup_iterations / per_epoch,
+        # ultralytics starts bias learning rates at 0.1 for SGD; with AdamW it starts at 0
+        "warmup_bias_lr": 0.1 if optimizer == "sgd" else 0.0,
+        "fliplr": 0.5 if control.hflip_augment else 0.0,
+        "mosaic": config.mosaic, "close_mosaic": config.close_mosaic, "scale": config.scale,
+        "seed": control.seed, "deterministic": True, "workers": 0, "amp": config.amp,
+        "val": False, "plots": False, "save": False, "cache": False, "pretrained": False,
+        "verbose": control.progress}
+    return args, stop_after

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import sys
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
 from harness.config import RunConfig
-from harness.errors import ConfigError, HarnessError
+from harness.errors import CapabilityError, ConfigError, HarnessError
 from harness.executors import (LocalExecutor, Task, prepare_cycle0, run_one, run_resources,
                                silent)
 from harness.io import write_csv_atomic
@@ -32,10 +33,21 @@ def grid(base: RunConfig, strategies: list[str], seeds: list[int]) -> list[RunCo
     return [dataclasses.replace(base, strategy=s, seed=k) for k in seeds for s in strategies]
 
 
-def check_grid(configs: list[RunConfig]) -> list[Campaign]:
-    """Build every campaign before training any, so a typo or a missing capability fails
-    in seconds, not after an hour of training."""
-    return [Campaign.build(cfg, echo=silent, progress=False) for cfg in configs]
+def check_grid(configs: list[RunConfig]) -> tuple[list[Campaign], list[tuple[RunConfig, str]]]:
+    """Build every campaign before training any, so a typo fails in seconds, not after an hour
+    of training. A strategy the backend cannot serve (a missing capability, e.g. MI-AOD's
+    second head on YOLO) is left out, with the reason, and the rest of the grid runs: a
+    comparison across backends keeps what each can do. Nothing runnable at all is an error."""
+    campaigns, left_out = [], []
+    for cfg in configs:
+        try:
+            campaigns.append(Campaign.build(cfg, echo=silent, progress=False))
+        except CapabilityError as err:
+            if not left_out or str(err) != left_out[-1][1]:  # once per strategy, not per seed
+                left_out.append((cfg, str(err)))
+    if not campaigns and left_out:
+        raise CapabilityError("; ".join(err for _, err in left_out))
+    return campaigns, left_out
 
 
 def run_grid(configs: list[RunConfig], echo: Callable[[str], None] = print,
@@ -44,7 +56,10 @@ def run_grid(configs: list[RunConfig], echo: Callable[[str], None] = print,
     """Run every config through `executor` (default: in this process, one after another),
     going on past a failed one; returns the first experiment folder (None if no run finished
     a cycle) and the failures, for the caller to report."""
-    campaigns = check_grid(configs)
+    campaigns, left_out = check_grid(configs)
+    for cfg, err in left_out:  # said even with --quiet: the curves will lack this strategy
+        print(f"left out: {cfg.strategy} on {cfg.backend}: {err}", file=sys.stderr)
+    configs = [c.cfg for c in campaigns]
     executor = executor or LocalExecutor()
     failures = []
 

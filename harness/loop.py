@@ -103,6 +103,7 @@ class Campaign:
     def build(cls, cfg: RunConfig, echo=print, progress=True) -> "Campaign":
         strategy = STRATEGIES.get(cfg.strategy)(**cfg.strategy_params)
         backend_cls = BACKENDS.get(cfg.backend)
+        strategy.adapt(backend_cls.capabilities)
         require(cfg.backend, backend_cls.capabilities, cfg.strategy, strategy.needs)
         if cfg.weights:  # a bad weights file must fail here, before a run folder exists
             from harness.backends.checkpoint import load_checkpoint

@@ -84,6 +84,11 @@ class Strategy:
         """Tunable parameters and their defaults (override in subclasses)."""
         return {}
 
+    def adapt(self, capabilities: frozenset[str]) -> None:
+        """Called with the backend's capabilities before anything is built: a strategy that can
+        work in more than one way (DeLR on a one-head detector) picks its `needs` and `views`
+        here. Default: nothing to choose."""
+
     def training_objectives(self) -> dict[str, dict]:
         """Objective name -> options for the backend (`TrainControl.objectives`); override to
         pass parameters, e.g. when the loss-prediction module's input is detached."""

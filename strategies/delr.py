@@ -20,6 +20,12 @@ Choices where the paper is silent, each a parameter:
   the median is taken over this cycle's candidates.
 - The order: the paper ranks by u_loc and verifies classes of surviving boxes; we verify a box's
   class right after its box (one visit per object), which is the same set of actions.
+
+On a detector with one head (YOLO) the second answer cannot come from another head: `view`
+'auto' (the default) then takes head 1's own answer on the flipped image (view `flip`, the
+mirrored anchor), so u_loc and u_cls measure flip inconsistency only, not the two heads'
+disagreement the paper uses. `view` 'head2/flip' insists on the paper's views (a one-head
+backend is then refused before training).
 """
 
 from __future__ import annotations
@@ -80,17 +86,33 @@ class DeLR(Strategy):
 
     @classmethod
     def params(cls):
-        return {"coords": "xywh", "skip_score": 0.9, "skip_quantile": 0.5}
+        return {"coords": "xywh", "skip_score": 0.9, "skip_quantile": 0.5, "view": "auto"}
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        if self.view not in ("auto", "head2/flip", "flip"):
+            from harness.errors import ConfigError
+
+            raise ConfigError(f"delr view {self.view!r}: use auto, head2/flip or flip")
+        if self.view == "flip":
+            self._use_flip_only()
+
+    def adapt(self, capabilities):
+        if self.view == "auto" and "two_heads" not in capabilities:
+            self._use_flip_only()
+
+    def _use_flip_only(self):
+        self.views, self.needs = ("flip",), frozenset({"flip_view", "class_probs"})
 
     def uncertainties(self, state: PoolState, preds: PoolPredictions, rows: np.ndarray):
         """(u_loc, u_cls, top class score), each (R,), of detections `rows`."""
         sizes = state.sizes[preds.image[rows]]
         u_loc = localization_uncertainty(preds.boxes[rows],
-                                         preds.box_extras["boxes@head2/flip"][rows], sizes,
+                                         preds.box_extras[f"boxes@{self.views[0]}"][rows], sizes,
                                          self.coords)
         top = np.empty(len(rows), preds.class_probs.dtype)
         u_cls = classification_uncertainty(preds.class_probs,
-                                           preds.box_extras["probs@head2/flip"], rows, top)
+                                           preds.box_extras[f"probs@{self.views[0]}"], rows, top)
         return u_loc, u_cls, top
 
     def order(self, u_loc: np.ndarray, rng: np.random.Generator) -> np.ndarray:

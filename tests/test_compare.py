@@ -33,3 +33,26 @@ def test_compare_writes_summary_and_curves_and_skips_finished_runs(tmp_path, cap
     assert main(["resume", str(moved)]) == 0
     out = capsys.readouterr().out
     assert out.count("complete") == 4 and str(moved) in out
+
+
+def test_a_strategy_the_backend_cannot_serve_is_left_out_before_training(tmp_path, capsys,
+                                                                           monkeypatch):
+    from harness.backends.frcnn import FasterRCNNBackend
+
+    # a Faster R-CNN without the MIL head: MI-AOD cannot run on it, random can
+    monkeypatch.setattr(FasterRCNNBackend, "capabilities",
+                        FasterRCNNBackend.capabilities - {"mil_scores"})
+    argv = ["compare", "--strategies", "miaod,random", "--dataset", "digits", "--pool-size", "16",
+            "--test-size", "4", "--cycles", "1", "--train-iters", "1",
+            "--initial-train-iters", "2", "--initial", "25%", "--cycle-budget", "10%",
+            "--out", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "left out: miaod on frcnn" in captured.out + captured.err
+    assert "mil_scores" in captured.out + captured.err
+    summary = pd.read_csv(tmp_path / "digits" / "summary.csv")
+    assert list(summary["strategy"].unique()) == ["random"]
+    assert not (tmp_path / "digits" / "miaod").exists()
+    # nothing runnable at all is an error, not an empty success
+    assert main([*argv[:2], "miaod", *argv[3:]]) == 2
+    assert "mil_scores" in capsys.readouterr().err

@@ -143,3 +143,27 @@ def test_uncertainty_in_blocks_equals_the_formula_at_once():
     top = np.empty(len(rows), np.float32)
     classification_uncertainty(p, q, rows, top)
     assert np.array_equal(top, p[rows, :-1].max(axis=1))
+
+
+def test_on_a_one_head_backend_delr_uses_the_flip_view_and_says_what_it_needs():
+    one_head = frozenset({"flip_view", "class_probs", "image_features", "box_features"})
+    auto = DeLR()
+    auto.adapt(one_head)
+    assert auto.views == ("flip",) and auto.needs <= one_head
+    paper = DeLR(view="head2/flip")
+    paper.adapt(one_head)
+    assert paper.views == ("head2/flip",) and "two_heads" in paper.needs
+    two_heads = DeLR()
+    two_heads.adapt(one_head | {"two_heads"})
+    assert two_heads.views == ("head2/flip",)
+    # the flip answer plays head 2's part in the same arithmetic
+    boxes, other = [BOX, BOX], [[12, 10, 30, 40], [10, 10, 30, 40]]
+    p = [[0.95, 0.02, 0.01]] * 2
+    preds = make(boxes, other, p, p)
+    flip = PoolPredictions(preds.n_images, preds.image, preds.boxes, preds.labels, preds.scores,
+                           preds.class_probs,
+                           {k.replace("head2/flip", "flip"): v for k, v in preds.box_extras.items()})
+    q = auto.select(state(flip), flip, np.random.default_rng(0))
+    assert list(q.pred) == [0, 1]
+    with pytest.raises(Exception, match="view"):
+        DeLR(view="head3")

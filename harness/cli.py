@@ -35,6 +35,11 @@ def plugin_catalogue() -> dict[str, dict[str, dict]]:
 
 
 def cmd_list(args) -> int:
+    if args.capabilities:
+        from harness.capability_table import markdown
+
+        print(markdown())
+        return 0
     catalogue = plugin_catalogue()
     if args.json:
         print(json.dumps(catalogue, indent=2))
@@ -288,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="every registered plug-in by kind")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--capabilities", action="store_true",
+                   help="which strategy runs on which backend (a Markdown table)")
     p.set_defaults(func=cmd_list)
 
     data = sub.add_parser("data", help="inspect datasets").add_subparsers(dest="data_command",

@@ -1,0 +1,31 @@
+"""The README's strategy x backend table is the one the code computes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.capability_table import markdown, matrix, verdict
+from harness.registry import BACKENDS, STRATEGIES
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_table_is_the_generated_one():
+    text = README.read_text()
+    start = text.index("<!-- capability table: generated -->") + len("<!-- capability table: generated -->")
+    end = text.index("<!-- end of capability table -->")
+    assert text[start:end].strip() == markdown(), "run `python -m harness list --capabilities` " \
+        "and paste its output into the README"
+
+
+def test_every_pair_is_judged_as_the_loop_judges_it():
+    table = matrix()
+    assert set(table) >= {"delr", "miaod", "random"} and set(table["delr"]) == set(BACKENDS.names())
+    assert table["random"]["frcnn"] == "yes"
+    frcnn = BACKENDS.get("frcnn")
+
+    class OneHead:
+        capabilities = frcnn.capabilities - {"two_heads", "mil_scores"}
+
+    assert verdict(STRATEGIES.get("miaod"), OneHead) == "no: needs mil_scores, two_heads"
+    assert verdict(STRATEGIES.get("delr"), OneHead) == "yes (view flip)"

@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(PY) -m pytest benchmarks --benchmark-only
 	$(PY) benchmarks/frcnn_learning_curve.py --minutes 1,2,3,5
 	$(PY) benchmarks/frcnn_learning_curve.py --fig1 --fraction 0.05 --minutes 2
+	$(PY) benchmarks/backends_side_by_side.py --minutes 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -15,7 +15,7 @@ Where this departs from ultralytics' normal use, and why:
   no checkpoint file is written here).
 - The trainer's validation and final evaluation are skipped: the harness evaluates every
   model on its own test split, and a backend is given no validation images.
-- Training stops after exactly TrainControl.iterations batches (yolo_export.py).
+- Training stops after exactly TrainControl.iterations batches (yolo_train.py).
 - predict() does its own letterbox and reads the head's raw output around ultralytics' NMS,
   to keep each detection's full class-score vector (yolo_predict.py).
 Working files (exported images, runs/) live in a temporary folder removed after each fit, or
@@ -24,11 +24,8 @@ under $HARNESS_WORKDIR (kept) when that is set.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -43,7 +40,7 @@ from harness.backends.base import (
     require,
 )
 from harness.backends.checkpoint import load_checkpoint, save_atomic
-from harness.backends.yolo_env import import_ultralytics, session, workdir_root
+from harness.backends.yolo_env import import_ultralytics, session
 from harness.datasets.base import ImageSet
 from harness.errors import CheckpointError, ConfigError, HarnessError
 from harness.predictions import PoolPredictions
@@ -133,21 +130,6 @@ def _load_weights(model, path: Path) -> int:
     return len(usable)
 
 
-@contextmanager
-def _workdir():
-    """A folder for one fit: under $HARNESS_WORKDIR (kept) or a temporary one (removed)."""
-    root = workdir_root()
-    if root is not None:
-        root.mkdir(parents=True, exist_ok=True)
-        yield Path(tempfile.mkdtemp(prefix="yolo-fit-", dir=root))
-        return
-    path = Path(tempfile.mkdtemp(prefix="harness-yolo-fit-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 @BACKENDS.register("yolo")
 class YOLOBackend(Backend):
     """ultralytics YOLO; presets cpu (yolov8n, 128 px, from scratch) and paper (yolov8s, 640 px).
@@ -180,15 +162,20 @@ class YOLOBackend(Backend):
 
     # -- training ------------------------------------------------------------------------
     def fit(self, data: TrainingSet, control: TrainControl) -> dict:
-        from harness.backends.yolo_export import export_training_set, trainer_arguments
+        from harness.backends.yolo_train import (
+            export_training_set,
+            trainer_arguments,
+            trainer_class,
+            workdir,
+        )
 
         self._check_control(data, control)
         args, stop_after = trainer_arguments(control, len(data), self.config)
         if stop_after == 0:
             return {"iterations": 0, "seconds": 0.0, "loss": None}
         start = time.perf_counter()
-        with _workdir() as work, session(verbose=control.progress):
-            trainer = _trainer_class()(overrides={
+        with workdir() as work, session(verbose=control.progress):
+            trainer = trainer_class()(overrides={
                 **args, "model": self.config.model, "data": str(export_training_set(
                     data, work / "data", self.n_classes)),
                 "project": str(work / "runs"), "name": "train", "exist_ok": True,
@@ -294,35 +281,3 @@ class YOLOBackend(Backend):
             raise HarnessError(f"{path} does not fit its own YOLO config: {first}") from None
         backend.model.to(backend.device).eval()
         return backend
-
-
-def _trainer_class():
-    """ultralytics' DetectionTrainer without validation, final evaluation and checkpoint
-    files, and with a stop after a set number of batches (see the module docstring for why).
-    Without last.pt its NaN recovery has nothing to go back to: a diverged training raises."""
-    import_ultralytics()
-    from ultralytics.models.yolo.detect import DetectionTrainer
-
-    class HarnessTrainer(DetectionTrainer):
-        stop_after: int | None = None
-        batches_done = 0
-
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.add_callback("on_train_batch_end", HarnessTrainer._count)
-
-        def _count(self):
-            self.batches_done += 1
-            if self.stop_after is not None and self.batches_done >= self.stop_after:
-                self.stop = True  # ultralytics ends the epoch and the training here
-
-        def validate(self):
-            return {}, None
-
-        def final_eval(self):
-            pass
-
-        def save_model(self):
-            return False  # the weights come back from memory; nothing to write
-
-    return HarnessTrainer

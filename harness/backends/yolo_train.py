@@ -1,4 +1,4 @@
-"""A harness TrainingSet written in ultralytics' YOLO layout, and TrainControl as trainer arguments.
+"""Training with ultralytics' own trainer: the TrainingSet on disk, TrainControl as its arguments.
 
 ultralytics' trainer reads images and labels from disk, so each fit exports what it trains on:
 
@@ -15,6 +15,10 @@ annotated image with no box gets an empty label file, which ultralytics trains a
 
 from __future__ import annotations
 
+import functools
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,7 @@ import yaml
 from PIL import Image
 
 from harness.backends.base import TrainControl, TrainingSet
+from harness.backends.yolo_env import import_ultralytics, workdir_root
 from harness.errors import ConfigError
 
 SCHEDULES = {"cosine": True, "linear": False}  # -> ultralytics' cos_lr
@@ -110,3 +115,51 @@ def trainer_arguments(control: TrainControl, n_images: int, config) -> tuple[dic
         "val": False, "plots": False, "save": False, "cache": False, "pretrained": False,
         "verbose": control.progress}
     return args, stop_after
+
+
+@contextmanager
+def workdir():
+    """A folder for one fit: under $HARNESS_WORKDIR (kept) or a temporary one (removed)."""
+    root = workdir_root()
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+        yield Path(tempfile.mkdtemp(prefix="yolo-fit-", dir=root))
+        return
+    path = Path(tempfile.mkdtemp(prefix="harness-yolo-fit-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@functools.cache
+def trainer_class():
+    """ultralytics' DetectionTrainer without validation, final evaluation and checkpoint
+    files, and with a stop after a set number of batches (yolo.py's docstring says why).
+    Without last.pt its NaN recovery has nothing to go back to: a diverged training raises."""
+    import_ultralytics()
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    class HarnessTrainer(DetectionTrainer):
+        stop_after: int | None = None
+        batches_done = 0
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.add_callback("on_train_batch_end", HarnessTrainer._count)
+
+        def _count(self):
+            self.batches_done += 1
+            if self.stop_after is not None and self.batches_done >= self.stop_after:
+                self.stop = True  # ultralytics ends the epoch and the training here
+
+        def validate(self):
+            return {}, None
+
+        def final_eval(self):
+            pass
+
+        def save_model(self):
+            return False  # the weights come back from memory; nothing to write
+
+    return HarnessTrainer

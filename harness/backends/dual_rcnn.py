@@ -116,6 +116,11 @@ class DualHeadRCNN(nn.Module):
         """The instance classifiers MI-AOD plays against each other: each head's last layer."""
         return [roi.box_predictor.cls_score for roi in self.roi_heads]
 
+    @staticmethod
+    def foreground_probs(logits: torch.Tensor) -> torch.Tensor:
+        """(P, C + 1) torchvision logits (background first) -> (P, C) class probabilities."""
+        return F.softmax(logits, dim=1)[:, 1:]
+
     def detect(self, images, feats, head: int = 0):
         """Head `head`'s detections, each with the full softmax distribution and box-head
         features of the proposal it came from.

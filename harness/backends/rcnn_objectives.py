@@ -1,5 +1,13 @@
-"""Training objectives beyond the detection loss on the dual-head Faster R-CNN, and the
-prediction extras they make possible.
+"""Training objectives beyond the detection loss on a dual-head detector, and the prediction
+extras they make possible.
+
+They work on any model that speaks this small protocol (DualHeadRCNN, DualHeadRetinaNet):
+`transform`, `features(tensors)`, `losses(images, feats, targets, heads=None)`,
+`image_losses(head, images, feats, targets)`, `instances(images, feats, logits_grad)` ->
+(image index (P,), head 1's features (P, D), each head's class logits), `classifiers()` (the
+layers MI-AOD plays against each other), `foreground_probs(logits)` -> (P, C), `backbone`,
+`n_heads`, `mil_head`, `loss_head`. Below, "proposals" are the model's instances (the R-CNN's
+test-time RPN proposals, RetinaNet's top-scoring anchors) and "box features" their features.
 
 - `mil` (MI-AOD): the image-level MIL classifier (extra_heads.MILHead on head 1's box features
   of head 1's proposals) learns with a BCE against the image labels of labelled images, and in
@@ -22,9 +30,9 @@ prediction extras they make possible.
   (computed image by image, see DualHeadRCNN.image_losses); its input is detached from
   `detach_at` (a fraction of the cycle's iterations) on.
 
-p1, p2 are the two heads' softmax probabilities of the C foreground classes on the same
-proposals: torchvision's classifiers are softmax classifiers, where MI-AOD's RetinaNet ones are
-per-class sigmoids.
+p1, p2 are the two heads' probabilities of the C foreground classes on the same proposals
+(`model.foreground_probs`): softmax for torchvision's R-CNN classifiers, per-class sigmoids for
+RetinaNet as in MI-AOD.
 """
 
 from __future__ import annotations
@@ -34,8 +42,8 @@ from typing import Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from harness.backends.dual_rcnn import DualHeadRCNN
 from harness.backends.extra_heads import (image_labels, image_scores, mil_instance_scores,
                                           mil_loss, ranking_loss, segment_sum,
                                           top_k_discrepancy)
@@ -78,12 +86,11 @@ def miaod_phase(fraction: float, rounds: int, label_share: float, uncertainty_sh
     return spans[-1][0]
 
 
-def foreground_probs(logits: torch.Tensor) -> torch.Tensor:
-    """(P, C + 1) torchvision logits (background first) -> (P, C) class probabilities."""
-    return F.softmax(logits, dim=1)[:, 1:]
+# the R-CNN's rule: (P, C + 1) torchvision logits (background first) -> (P, C)
+foreground_probs = DualHeadRCNN.foreground_probs
 
 
-class RCNNObjective(Objective):
+class DetectorObjective(Objective):
     """The detection loss plus the asked objectives (see the module docstring)."""
 
     def __init__(self, model, objectives: Mapping[str, Mapping]):
@@ -156,7 +163,7 @@ class RCNNObjective(Objective):
         return per_image.mean() + sum(others.values()) + self.lpm["weight"] * rank
 
     def _mil_shares(self, model, box_features, logits, image, n):
-        probs = sum(foreground_probs(x) for x in logits) / len(logits)
+        probs = sum(model.foreground_probs(x) for x in logits) / len(logits)
         return mil_instance_scores(model.mil_head(box_features), probs, image, n)
 
     def unlabeled_loss(self, model, images, fraction: float):
@@ -164,7 +171,7 @@ class RCNNObjective(Objective):
         feats = model.features(images.tensors)
         image, box_features, logits = model.instances(images, feats)
         n = len(images.image_sizes)
-        p1, p2 = foreground_probs(logits[0]), foreground_probs(logits[1])
+        p1, p2 = model.foreground_probs(logits[0]), model.foreground_probs(logits[1])
         if self.mil:
             inst = self._mil_shares(model, box_features, logits, image, n)
         else:  # uniform over each image's proposals
@@ -190,6 +197,9 @@ class RCNNObjective(Objective):
         return mil_loss(image_scores(inst, image, n)[keep], pseudo[keep])
 
 
+RCNNObjective = DetectorObjective  # its first name, when it ran on the R-CNN only
+
+
 def predict_extras(model, images, feats, extras, topk: int) -> dict[str, np.ndarray]:
     """The image extras `mil_scores` (N, C), `instance_discrepancy` (N, C) and
     `predicted_loss` (N,) that are asked for, on a transformed batch."""
@@ -197,7 +207,7 @@ def predict_extras(model, images, feats, extras, topk: int) -> dict[str, np.ndar
     n = len(images.image_sizes)
     if {"mil_scores", "instance_discrepancy"} & set(extras):
         image, box_features, logits = model.instances(images, feats)
-        probs = [foreground_probs(x) for x in logits]
+        probs = [model.foreground_probs(x) for x in logits]
         if "mil_scores" in extras:
             shares = mil_instance_scores(model.mil_head(box_features), sum(probs) / len(probs),
                                          image, n)

@@ -1,0 +1,333 @@
+"""RetinaNet from torchvision's modules, with a second head, as a harness backend.
+
+One backbone (+ FPN on the paper preset) and two RetinaNet heads (dual_retinanet.py); it also
+carries MI-AOD's MIL classifier and LL4AL's loss-prediction module, which learn only when a
+strategy asks for their training objectives (rcnn_objectives.py: the same objectives as on the
+Faster R-CNN; MI-AOD's instances here are each image's 100 (cpu) or 1,000 (paper) anchors with
+the highest score, and its two instance classifiers the heads' last classification layers).
+
+Presets: `cpu` (the tiny backbone at stride 4, one feature level, anchors fitted to the digits;
+trains from scratch on a 2-core CPU) and `paper` (ResNet-50 + FPN P3-P7 and the anchors of
+torchvision's retinanet_resnet50_fpn, SGD 0.01). Weights come only from a local file.
+
+Post-processing (anchors.py) departs from torchvision's in one way: each anchor gives at most
+one detection, labelled with its most probable class (torchvision, like Detectron, keeps every
+(anchor, class) pair above the threshold). So a detection is its anchor, and every view
+answers it exactly: `head2` is head 2's sigmoids and decoded box at the same anchor; `flip` is
+the prediction on the horizontally flipped image at the mirrored anchor (same level, shape and
+row, mirrored column), its box flipped back; `head2/flip` both.
+
+Class distributions: RetinaNet's class scores are independent sigmoids s_c. `scores` is the
+raw sigmoid of the label (what NMS ranks). `class_probs` (and every `probs@VIEW`) turn them
+into a distribution over C + 1 (background last): the most probable class keeps its sigmoid
+m = max_c s_c, and the rest 1 - m is shared between the other classes and background in
+proportion to s_c and to 1 - m. Rows sum to one, the argmax is the label and the label's column
+equals the score, as for a softmax detector (anchors.sigmoid_distribution).
+
+`box_features` are head 1's classification-subnet features at the detection's cell, and
+`image_features` the feature maps' mean over each image's own region, averaged over levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from functools import partial
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.detection.retinanet import RetinaNetHead
+from torchvision.models.detection.transform import (
+    GeneralizedRCNNTransform,
+    resize_boxes,
+)
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from harness.backends.anchors import (
+    CentredAnchors,
+    detections,
+    select_detections,
+    sigmoid_distribution,
+)
+from harness.backends.base import (
+    OBJECTIVE_NEEDS,
+    Backend,
+    TrainControl,
+    TrainingSet,
+    require,
+)
+from harness.backends.checkpoint import load_checkpoint, save_atomic
+from harness.backends.dual_rcnn import TinyBackbone, flipped_batch
+from harness.backends.dual_retinanet import DualHeadRetinaNet
+from harness.backends.extra_heads import LossPredictionModule, MILHead, valid_mean
+from harness.backends.frcnn import _load_backbone_weights, _resolve_weights
+from harness.backends.rcnn_objectives import DetectorObjective, predict_extras
+from harness.backends.training import image_tensor, train_detector
+from harness.boxes import hflip
+from harness.datasets.base import ImageSet
+from harness.errors import ConfigError, HarnessError
+from harness.predictions import PoolPredictions
+from harness.progress import progress_bar
+from harness.registry import BACKENDS
+
+FORMAT = "harness-retinanet-1"
+# what each extra head learns from, and the state-dict prefix it is saved under
+EXTRA_HEADS = {"mil_scores": ("mil", "mil_head."),
+               "predicted_loss": ("loss_prediction", "loss_head.")}
+
+
+@dataclass(frozen=True)
+class RetinaNetConfig:
+    arch: str = "tiny"  # tiny | resnet50_fpn
+    dual_head: bool = True
+    weights: str | None = None  # local file, or "imagenet" for torchvision's cached ResNet-50
+    min_size: int = 128
+    max_size: int = 256
+    # tiny only (resnet50_fpn keeps torchvision's anchors): digits are 12-44 px tall, 1.05-1.8
+    # times taller than wide; at stride 4 these 6 shapes give 99 % of the boxes an anchor with
+    # IoU >= 0.5 (95 % >= 0.6)
+    anchor_sizes: tuple[int, ...] = (12, 20, 34)
+    aspect_ratios: tuple[float, ...] = (1.25, 1.75)
+    channels: int = 64
+    stride: int = 4
+    head_convs: int = 4  # conv layers per subnet (torchvision: 4)
+    head_norm: bool = False  # GroupNorm in the subnets (torchvision's v2 RetinaNet)
+    head_init: str = "normal"  # subnet convs: normal (torchvision: std 0.01) | kaiming
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    schedule: str = "cosine"
+    score_thresh: float = 0.05
+    nms_thresh: float = 0.5
+    candidates: int = 1000  # best anchors per level before NMS
+    detections_per_img: int = 100
+    predict_batch: int = 16
+    # MI-AOD: instances per image (top anchors by score), and the k most discrepant of them
+    # an image's instance_discrepancy averages (10 %, as MI-AOD's 10,000 of ~10^5 anchors)
+    instances_per_image: int = 100
+    discrepancy_topk: int = 10
+
+
+PRESETS = {
+    "cpu": RetinaNetConfig(),
+    "paper": RetinaNetConfig(arch="resnet50_fpn", weights="imagenet", min_size=800,
+                             max_size=1333, predict_batch=4, optimizer="sgd", lr=0.01,
+                             schedule="step", instances_per_image=1000, discrepancy_topk=100),
+}
+PAPER_STRIDES = (8, 16, 32, 64, 128)
+
+
+def _backbone(cfg: RetinaNetConfig) -> tuple[nn.Module, CentredAnchors]:
+    if cfg.arch == "tiny":
+        if cfg.stride not in (4, 8):
+            raise ConfigError(f"the tiny backbone has stride 4 or 8, not {cfg.stride}")
+        anchors = CentredAnchors((cfg.anchor_sizes,), (cfg.aspect_ratios,), (cfg.stride,))
+        return TinyBackbone(cfg.channels, cfg.stride), anchors
+    if cfg.arch == "resnet50_fpn":
+        pretrained = cfg.weights not in (None, "none")
+        backbone = resnet_fpn_backbone(
+            backbone_name="resnet50", weights=None,
+            norm_layer=FrozenBatchNorm2d if pretrained else nn.BatchNorm2d,
+            trainable_layers=3 if pretrained else 5, returned_layers=[2, 3, 4],
+            extra_blocks=LastLevelP6P7(256, 256))
+        # torchvision's retinanet_resnet50_fpn anchors: 3 scales x 3 ratios per level
+        sizes = tuple((x, int(x * 2 ** (1 / 3)), int(x * 2 ** (2 / 3)))
+                      for x in (32, 64, 128, 256, 512))
+        return backbone, CentredAnchors(sizes, ((0.5, 1.0, 2.0),) * 5, PAPER_STRIDES)
+    raise ConfigError(f"unknown RetinaNet arch {cfg.arch!r}; known: tiny, resnet50_fpn")
+
+
+def _head(cfg: RetinaNetConfig, channels: int, per_cell: int, n_classes: int) -> RetinaNetHead:
+    norm = partial(nn.GroupNorm, 16) if cfg.head_norm else None
+    head = RetinaNetHead(channels, per_cell, n_classes, norm_layer=norm)
+    for subnet in (head.classification_head, head.regression_head):
+        subnet.conv = subnet.conv[:cfg.head_convs]
+        if cfg.head_init == "kaiming":
+            for layer in subnet.conv.modules():
+                if isinstance(layer, nn.Conv2d):
+                    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+    return head
+
+
+def build_model(cfg: RetinaNetConfig, n_classes: int) -> DualHeadRetinaNet:
+    backbone, anchors = _backbone(cfg)
+    channels, per_cell = backbone.out_channels, len(anchors.cells[0])
+    # each head draws its own random weights: the heads start differently
+    heads = [_head(cfg, channels, per_cell, n_classes) for _ in range(2 if cfg.dual_head else 1)]
+    levels = len(anchors.strides)
+    transform = GeneralizedRCNNTransform(cfg.min_size, cfg.max_size, [0.485, 0.456, 0.406],
+                                         [0.229, 0.224, 0.225])
+    return DualHeadRetinaNet(transform, backbone, anchors, heads, MILHead(channels, n_classes),
+                             LossPredictionModule([channels] * levels),
+                             instances_per_image=cfg.instances_per_image)
+
+
+@BACKENDS.register("retinanet")
+class RetinaNetBackend(Backend):
+    """torchvision RetinaNet; presets cpu (tiny, from scratch) and paper (ResNet-50 FPN), dual head."""
+
+    name = "retinanet"
+    capabilities = frozenset({"two_heads", "flip_view", "class_probs", "image_features",
+                              "box_features", "loss_prediction", "mil_scores"})
+
+    def __init__(self, n_classes: int, config: RetinaNetConfig | str = "cpu", seed: int = 0,
+                 **overrides):
+        if isinstance(config, str):
+            if config not in PRESETS:
+                raise ConfigError(f"unknown retinanet preset {config!r}; known: "
+                                  f"{', '.join(PRESETS)}")
+            config = PRESETS[config]
+        self.config = replace(config, **overrides) if overrides else config
+        self.n_classes, self.seed = n_classes, seed
+        if not self.config.dual_head:
+            self.capabilities = self.capabilities - {"two_heads"}
+        torch.manual_seed(seed)
+        self.model = build_model(self.config, n_classes)
+        self.trained_objectives: set[str] = set()
+        if self.config.weights not in (None, "none"):
+            if self.config.arch == "tiny" and self.config.weights == "imagenet":
+                raise ConfigError("the tiny backbone has no ImageNet weights; use the paper "
+                                  "preset, or give a harness checkpoint with a tiny backbone")
+            _load_backbone_weights(self.model, _resolve_weights(self.config.weights))
+        self.model.eval()
+
+    # -- training ------------------------------------------------------------------------
+    def fit(self, data: TrainingSet, control: TrainControl) -> dict:
+        def to_target(boxes, labels, provenance):  # RetinaNet's classes are 0-based
+            return {"boxes": boxes, "labels": labels, "provenance": provenance}
+
+        control = replace(control, optimizer=control.optimizer or self.config.optimizer,
+                          lr=control.lr or self.config.lr,
+                          schedule=control.schedule or self.config.schedule)
+        objective = None
+        if control.objectives:
+            needs = [OBJECTIVE_NEEDS.get(o, f"unknown objective {o!r}") for o in control.objectives]
+            require(self.name, self.capabilities, "the training objectives", needs)
+            objective = DetectorObjective(self.model, control.objectives)
+        log = train_detector(self.model, data, control, to_target, desc="fit retinanet",
+                             no_negatives=self.model.without_negatives, objective=objective)
+        self.trained_objectives |= set(control.objectives)
+        return log
+
+    # -- inference -----------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict(self, images: ImageSet, indices=None, views: Sequence[str] = (),
+                extras: Sequence[str] = (), progress: bool = False) -> PoolPredictions:
+        self.check_request(views, extras)
+        for extra in extras:
+            objective = EXTRA_HEADS.get(extra, (None,))[0]
+            if objective and objective not in self.trained_objectives:
+                raise HarnessError(f"{extra} comes from a head this model never trained; fit it "
+                                   f"with the {objective!r} training objective first")
+        self.model.eval()
+        indices = np.arange(len(images)) if indices is None else np.asarray(indices, np.int64)
+        parts = []
+        step = self.config.predict_batch
+        for lo in progress_bar(range(0, len(indices), step), progress, desc="predict",
+                               unit="batch"):
+            batch = [image_tensor(images.image(int(i))) for i in indices[lo:lo + step]]
+            parts.append(self._predict_batch(batch, views, extras))
+        if not parts:
+            return _empty(self.n_classes, views, 0)
+        return PoolPredictions.concatenate(parts)
+
+    def _detect(self, out, anchors, layout, image_sizes) -> list[dict]:
+        cfg, dets = self.config, []
+        for i, size in enumerate(image_sizes):
+            cand = select_detections(out.logits[i], layout, cfg.score_thresh, cfg.candidates)
+            boxes = self.model.decode(out.deltas[i, cand], anchors[cand], size)
+            dets.append(detections(out.logits[i, cand], boxes, cand, cfg.nms_thresh,
+                                   cfg.detections_per_img))
+        return dets
+
+    def _predict_batch(self, batch, views, extras) -> PoolPredictions:
+        m = self.model
+        sizes = [tuple(img.shape[-2:]) for img in batch]
+        tin, _ = m.transform(batch)
+        feats = m.features(tin.tensors)
+        anchors, layout = m.anchors(feats)
+        first = m.head_outputs(0, feats, tower="box_features" in extras)
+        dets = self._detect(first, anchors, layout, tin.image_sizes)
+        counts = [len(d["anchor"]) for d in dets]
+
+        def back(boxes):  # transformed frame -> original frame, all images
+            if not boxes:
+                return np.zeros((0, 4), np.float32)
+            return torch.cat([resize_boxes(b, s, o) for b, s, o
+                              in zip(boxes, tin.image_sizes, sizes)]).numpy().astype(np.float32)
+
+        box_extras, image_extras = {}, {}
+        frames = {"orig": feats}
+        outputs = {("orig", 0): first}
+        for view in views:
+            head = 1 if view.startswith("head2") else 0
+            frame = "flip" if view.endswith("flip") else "orig"
+            if frame not in frames:
+                frames[frame] = m.features(flipped_batch(tin).tensors)
+            if (frame, head) not in outputs:
+                outputs[(frame, head)] = m.head_outputs(head, frames[frame])
+            out = outputs[(frame, head)]
+            boxes, probs = [], []
+            for i, (d, size) in enumerate(zip(dets, tin.image_sizes)):
+                anchor = layout.mirrored(d["anchor"], size[1]) if frame == "flip" else d["anchor"]
+                b = m.decode(out.deltas[i, anchor], anchors[anchor], size)
+                boxes.append(_hflip_t(b, size[1]) if frame == "flip" else b)
+                probs.append(sigmoid_distribution(torch.sigmoid(out.logits[i, anchor])))
+            box_extras[f"boxes@{view}"] = back(boxes)
+            box_extras[f"probs@{view}"] = torch.cat(probs).numpy().astype(np.float32)
+        if "box_features" in extras:
+            per_cell = layout.per_cell
+            box_extras["box_features"] = torch.cat(
+                [first.tower[i, d["anchor"] // per_cell] for i, d in enumerate(dets)]).numpy()
+        if "image_features" in extras:
+            pooled = [valid_mean(f, tin.image_sizes, tin.tensors.shape[-2:])
+                      for f in feats.values()]
+            image_extras["image_features"] = torch.stack(pooled).mean(0).numpy()
+        image_extras.update(predict_extras(m, tin, feats, extras, self.config.discrepancy_topk))
+        return PoolPredictions(
+            n_images=len(batch),
+            image=np.repeat(np.arange(len(batch)), counts).astype(np.int64),
+            boxes=back([d["boxes"] for d in dets]),
+            labels=torch.cat([d["labels"] for d in dets]).numpy().astype(np.int64),
+            scores=torch.cat([d["scores"] for d in dets]).numpy().astype(np.float32),
+            class_probs=sigmoid_distribution(torch.cat([d["sigmoids"] for d in dets]))
+            .numpy().astype(np.float32),
+            box_extras=box_extras, image_extras=image_extras)
+
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, path) -> None:
+        save_atomic({"format": FORMAT, "config": asdict(self.config), "n_classes": self.n_classes,
+                     "seed": self.seed, "model": self.model.state_dict(),
+                     "objectives": sorted(self.trained_objectives)}, path)
+
+    @classmethod
+    def load(cls, path) -> RetinaNetBackend:
+        state = load_checkpoint(path)
+        if state.get("format") != FORMAT:
+            raise HarnessError(f"{path} is not a harness RetinaNet checkpoint (format "
+                               f"{state.get('format')!r}, expected {FORMAT!r})")
+        cfg = state["config"]
+        cfg = RetinaNetConfig(**{**cfg, "weights": None, "anchor_sizes": tuple(cfg["anchor_sizes"]),
+                                 "aspect_ratios": tuple(cfg["aspect_ratios"])})
+        backend = cls(state["n_classes"], cfg, seed=state["seed"])
+        missing, unexpected = backend.model.load_state_dict(state["model"], strict=False)
+        if missing or unexpected:
+            wrong = list(missing) + list(unexpected)
+            raise HarnessError(f"{path} does not fit this RetinaNet: "
+                               f"{', '.join(wrong[:5])}{' ...' if len(wrong) > 5 else ''}")
+        backend.trained_objectives = set(state.get("objectives", []))
+        return backend
+
+
+def _hflip_t(boxes: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.from_numpy(hflip(boxes.numpy(), width)) if len(boxes) else boxes
+
+
+def _empty(n_classes, views, n_images) -> PoolPredictions:
+    z = lambda *s: np.zeros(s, np.float32)
+    return PoolPredictions(n_images, np.zeros(0, np.int64), z(0, 4), np.zeros(0, np.int64), z(0),
+                           z(0, n_classes + 1),
+                           {**{f"boxes@{v}": z(0, 4) for v in views},
+                            **{f"probs@{v}": z(0, n_classes + 1) for v in views}}, {})

@@ -170,14 +170,14 @@ class YOLOBackend(Backend):
         )
 
         self._check_control(data, control)
-        args, stop_after = trainer_arguments(control, len(data), self.config)
+        args, stop_after, copies = trainer_arguments(control, len(data), self.config)
         if stop_after == 0:
             return {"iterations": 0, "seconds": 0.0, "loss": None}
         start = time.perf_counter()
         with workdir() as work, session(verbose=control.progress):
             trainer = trainer_class()(overrides={
                 **args, "model": self.config.model, "data": str(export_training_set(
-                    data, work / "data", self.n_classes)),
+                    data, work / "data", self.n_classes, copies)),
                 "project": str(work / "runs"), "name": "train", "exist_ok": True,
                 "device": "cpu" if self.device.type == "cpu" else str(self.device.index or 0)})
             trainer.stop_after = stop_after

@@ -16,6 +16,7 @@ annotated image with no box gets an empty label file, which ultralytics trains a
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -47,8 +48,12 @@ def yolo_lines(boxes: np.ndarray, labels: np.ndarray, width: int, height: int) -
                    for c, (x, y, bw, bh) in zip(np.asarray(labels)[keep], rows))
 
 
-def export_training_set(data: TrainingSet, root: Path, n_classes: int) -> Path:
-    """Write `data` under root in the layout above; returns the data YAML's path."""
+def export_training_set(data: TrainingSet, root: Path, n_classes: int, copies: int = 1) -> Path:
+    """Write `data` under root in the layout above; returns the data YAML's path.
+
+    copies > 1 lists every image that many times (hard links `000000-1.png`, ...), so that an
+    epoch of a training set smaller than one batch still fills the batch.
+    """
     images, labels = root / "images" / "train", root / "labels" / "train"
     images.mkdir(parents=True, exist_ok=True)
     labels.mkdir(parents=True, exist_ok=True)
@@ -61,6 +66,10 @@ def export_training_set(data: TrainingSet, root: Path, n_classes: int) -> Path:
         boxes, classes, _ = data.targets[pos]
         (labels / f"{pos:06d}.txt").write_text(yolo_lines(boxes, classes, width, height))
         paths.append(str(path.resolve()))
+        for copy in range(1, copies):
+            for folder, suffix in ((images, ".png"), (labels, ".txt")):
+                _link(folder / f"{pos:06d}{suffix}", folder / f"{pos:06d}-{copy}{suffix}")
+            paths.append(str((images / f"{pos:06d}-{copy}.png").resolve()))
     (root / "train.txt").write_text("\n".join(paths) + "\n")
     spec = {"path": str(root.resolve()), "train": "train.txt",
             # ultralytics builds a validation loader from `val` even when it never validates;
@@ -72,22 +81,37 @@ def export_training_set(data: TrainingSet, root: Path, n_classes: int) -> Path:
     return out
 
 
-def trainer_arguments(control: TrainControl, n_images: int, config) -> tuple[dict, int | None]:
-    """ultralytics trainer arguments for one fit, and the number of batches to stop after.
+def _link(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(source, target)
+
+
+def trainer_arguments(control: TrainControl, n_images: int,
+                      config) -> tuple[dict, int | None, int]:
+    """ultralytics trainer arguments for one fit, the number of batches to stop after, and how
+    many times to list each image (`export_training_set`'s copies).
 
     One mixed stream: ultralytics draws batches from one shuffled list of images, so a batch
     holds batch_labeled + batch_unlabeled images from the labelled and pseudo-labelled images
     together (in proportion to their numbers, not in the harness's fixed ratio).
     Iterations: one iteration is one batch and one optimizer step (the nominal batch size
-    `nbs` is set to the batch, so ultralytics accumulates no gradients); epochs =
-    ceil(iterations * batch / images), and training stops after exactly `iterations` batches,
-    part-way through the last epoch when they do not divide evenly (the returned count).
+    `nbs` is set to the batch, so ultralytics accumulates no gradients); with
+    b = ceil(images / batch) batches an epoch, epochs = ceil(iterations / b) (about
+    iterations * batch / images), and training stops after exactly `iterations` batches,
+    part-way through the last epoch when they do not divide evenly.
     Minutes: ultralytics' own `time` budget (hours); it re-plans its epochs after the first.
-    Warm-up: warmup_iterations batches, as a fraction of epochs.
+    Warm-up: warmup_iterations batches, given to ultralytics in epochs (warmup_iterations / b).
+    Fewer images than one batch are listed several times, so a batch still holds `batch`
+    images, as the harness's other backends draw them.
+    Not adjustable: ultralytics clips gradients at norm 10 (TrainControl.grad_clip's default).
     """
     batch = control.batch_labeled + control.batch_unlabeled
     if batch < 1:
         raise ConfigError("the yolo backend needs batch_labeled + batch_unlabeled >= 1")
+    copies = -(-batch // n_images)  # ceil, in integers
+    n_images *= copies
     optimizer = (control.optimizer or config.optimizer).lower()
     schedule = (control.schedule or config.schedule).lower()
     if optimizer not in OPTIMIZERS:
@@ -95,10 +119,10 @@ def trainer_arguments(control: TrainControl, n_images: int, config) -> tuple[dic
     if schedule not in SCHEDULES:
         raise ConfigError(f"the yolo backend's learning-rate schedule is cosine or linear "
                           f"(ultralytics' two), not {schedule!r}")
-    per_epoch = n_images / batch
+    per_epoch = -(-n_images // batch)  # batches an epoch (ceil, in integers)
     if control.iterations is not None:
         stop_after, hours = control.iterations, None
-        epochs = max(1, -(-control.iterations * batch // n_images))  # ceil, in integers
+        epochs = max(1, -(-control.iterations // per_epoch))
     else:  # ultralytics re-plans the epochs from the time of the first one
         epochs, stop_after, hours = 1000, None, control.minutes / 60
     args = {
@@ -114,7 +138,7 @@ def trainer_arguments(control: TrainControl, n_images: int, config) -> tuple[dic
         "seed": control.seed, "deterministic": True, "workers": 0, "amp": config.amp,
         "val": False, "plots": False, "save": False, "cache": False, "pretrained": False,
         "verbose": control.progress}
-    return args, stop_after
+    return args, stop_after, copies
 
 
 @contextmanager

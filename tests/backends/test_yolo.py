@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 if importlib.util.find_spec("ultralytics") is None:  # find it, not import it: the backend must
     pytest.skip("the yolo extra is not installed", allow_module_level=True)  # import it first
@@ -27,7 +28,11 @@ from harness.backends.base import TrainControl, TrainingSet
 from harness.backends.yolo import PRESETS, YOLOBackend
 from harness.backends.yolo_env import session
 from harness.backends.yolo_predict import LevelGrid
-from harness.backends.yolo_train import trainer_arguments
+from harness.backends.yolo_train import (
+    export_training_set,
+    trainer_arguments,
+    yolo_lines,
+)
 from harness.datasets.digits import DigitsConfig, build_digits
 from harness.errors import ConfigError, HarnessError
 
@@ -182,10 +187,25 @@ def test_flip_reads_the_mirrored_anchor_of_the_same_level():
 
 def test_iterations_become_epochs_and_an_exact_stop():
     both = TrainControl(iterations=20, batch_labeled=4, batch_unlabeled=4)
-    args, stop = trainer_arguments(both, 60, PRESETS["cpu"])
-    assert (args["epochs"], args["batch"], args["nbs"], stop) == (3, 8, 8, 20)
-    args, stop = trainer_arguments(TrainControl(iterations=None, minutes=3), 60, PRESETS["cpu"])
+    args, stop, copies = trainer_arguments(both, 60, PRESETS["cpu"])
+    assert (args["epochs"], args["batch"], args["nbs"], stop, copies) == (3, 8, 8, 20, 1)
+    args, stop, copies = trainer_arguments(both, 3, PRESETS["cpu"])  # 3 images: listed 3 times
+    assert (args["epochs"], stop, copies) == (10, 20, 3)
+    by_time = TrainControl(iterations=None, minutes=3)
+    args, stop, _ = trainer_arguments(by_time, 60, PRESETS["cpu"])
     assert args["time"] == pytest.approx(0.05) and stop is None
+
+
+def test_export_clips_boxes_and_lists_a_small_set_several_times(pool, tmp_path):
+    lines = yolo_lines(np.array([[-4, 0, 12, 8], [100, 100, 100.5, 120]]), np.array([3, 4]),
+                       128, 64)
+    assert lines == "3 0.046875 0.062500 0.093750 0.125000\n"  # clipped; the sliver dropped
+    data = TrainingSet.fully_labeled(pool.subset(np.arange(3)))
+    spec = yaml.safe_load(export_training_set(data, tmp_path, 10, copies=3).read_text())
+    assert (spec["train"], spec["names"][9]) == ("train.txt", "class9")
+    assert len((tmp_path / "train.txt").read_text().split()) == 9
+    labels = tmp_path / "labels" / "train"
+    assert (labels / "000002-2.txt").read_text() == (labels / "000002.txt").read_text() != ""
 
 
 def test_weights_load_from_a_state_dict_for_other_classes(tmp_path):

@@ -112,6 +112,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-iters", type=int, help="training iterations per later cycle (default 180)")
     p.add_argument("--train-minutes", type=float, help="training minutes per cycle instead")
     p.add_argument("--initial-train-iters", type=int, help="iterations for the cycle-0 model (default 500)")
+    p.add_argument("--threads", type=int, help="CPU threads per run (default 2; part of the "
+                                               "result: another count changes the last digits)")
     p.add_argument("--no-pseudo-negatives", dest="pseudo_negatives", action="store_const",
                    const=False, help="ignore, rather than teach as background, what no pseudo "
                                      "box covers in a pseudo-labelled image")
@@ -153,7 +155,7 @@ def _run_grid(args, configs):
 RUN_FIELDS = ("dataset", "data_root", "backend", "preset", "weights", "cycles", "initial",
               "charge_initial", "cycle_budget", "budget_unit", "tau", "delta_pos", "delta_bg",
               "oracle", "cost_model", "pool_size", "test_size", "train_iters", "train_minutes",
-              "initial_train_iters", "pseudo_negatives", "out", "experiment")
+              "initial_train_iters", "threads", "pseudo_negatives", "out", "experiment")
 
 
 def run_config(args, base=None, **extra):

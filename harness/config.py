@@ -48,6 +48,11 @@ class RunConfig:
     batch_labeled: int = 4
     batch_unlabeled: int = 4
     lr: float | None = None  # None: the backend preset's learning rate
+    # CPU threads torch uses for this run. Part of the run's identity: summation order in
+    # parallel reductions depends on it, so the same run with another thread count differs
+    # in the last digits, and the difference grows over training. Fixed here rather than
+    # taken from the machine, so every executor and a resume compute the same numbers.
+    threads: int = 2
     pseudo_negatives: bool = True  # False: unlabelled regions of pseudo images are ignored
     warm_start: bool = True  # each cycle fine-tunes the previous cycle's model
     experiment: str = ""  # empty: named after the dataset
@@ -192,7 +197,7 @@ def validate(cfg: RunConfig) -> None:
         if not 0 <= getattr(cfg, name) <= 1:
             raise ConfigError(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
     for name in ("pool_size", "test_size", "train_iters", "initial_train_iters",
-                 "batch_labeled"):
+                 "batch_labeled", "threads"):
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be a positive count, got {value}")

@@ -38,9 +38,9 @@ class Task:
     resources: dict = field(default_factory=dict)  # {"num_cpus": 1, "num_gpus": 0}
 
 
-def run_resources(cfg: RunConfig, cpus: float = 1) -> dict:
-    """What one run asks a scheduler for: `cpus` CPUs, and one GPU for a GPU preset."""
-    return {"num_cpus": cpus, "num_gpus": 1 if cfg.preset in GPU_PRESETS else 0}
+def run_resources(cfg: RunConfig) -> dict:
+    """What one run asks a scheduler for: its CPU threads, and one GPU for a GPU preset."""
+    return {"num_cpus": cfg.threads, "num_gpus": 1 if cfg.preset in GPU_PRESETS else 0}
 
 
 def silent(_msg: str) -> None:

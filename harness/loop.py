@@ -29,6 +29,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import torch
 
 from cost_models import load_cost_model
 from cost_models.paper import DatasetStats
@@ -102,6 +103,7 @@ class Campaign:
     @classmethod
     def build(cls, cfg: RunConfig, echo=print, progress=True) -> "Campaign":
         strategy = STRATEGIES.get(cfg.strategy)(**cfg.strategy_params)
+        torch.set_num_threads(cfg.threads)  # part of the result: see RunConfig.threads
         backend_cls = BACKENDS.get(cfg.backend)
         strategy.adapt(backend_cls.capabilities)
         require(cfg.backend, backend_cls.capabilities, cfg.strategy, strategy.needs)
@@ -165,7 +167,8 @@ class Campaign:
         key = {k: getattr(c, k) for k in ("dataset", "data_root", "pool_size", "test_size",
                                           "seed", "initial", "backend", "preset", "weights", "train_iters",
                                           "train_minutes", "initial_train_iters",
-                                          "batch_labeled", "batch_unlabeled", "lr")}
+                                          "batch_labeled", "batch_unlabeled", "lr",
+                                          "threads")}
         if self.strategy.training_objectives():  # a model trained with extra heads is not shared
             key["objectives"] = self.strategy.training_objectives()
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]

@@ -81,8 +81,8 @@ def test_a_worker_that_dies_fails_only_its_run():
 
 
 def test_resources_come_from_the_config():
-    assert run_resources(resolve(None, preset="paper")) == {"num_cpus": 1, "num_gpus": 1}
-    assert run_resources(resolve(None)) == {"num_cpus": 1, "num_gpus": 0}
+    assert run_resources(resolve(None, preset="paper")) == {"num_cpus": 2, "num_gpus": 1}
+    assert run_resources(resolve(None, threads=1)) == {"num_cpus": 1, "num_gpus": 0}
     with pytest.raises(ConfigError, match="--jobs is for --executor local"):
         make_executor("ray", jobs=2)  # refused before Ray is imported
     with pytest.raises(ConfigError, match="--ray-address is for --executor ray"):
@@ -118,3 +118,22 @@ def test_ray_grid_equals_sequential(sequential, tmp_path):
         executor.close()
         assert not ray.is_initialized()
     shutil.rmtree(out, ignore_errors=True)
+
+
+def test_a_run_computes_with_its_configured_thread_count(tmp_path):
+    """The thread count changes the last digits of every sum, so it belongs to the run, not to
+    the executor or the machine: Ray workers start with one thread, a local run with all."""
+    import torch
+
+    from harness.loop import Campaign
+
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            Campaign.build(resolve(None, threads=threads, out=str(tmp_path), pool_size=8,
+                                   test_size=2), echo=lambda _: None, progress=False)
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ConfigError, match="threads"):
+        resolve(None, threads=0)

@@ -105,14 +105,17 @@ def _weights_state(path: Path) -> dict:
     except CheckpointError as err:
         if "Python objects" not in str(err):
             raise
-    from ultralytics.nn.tasks import torch_safe_load  # ultralytics' allow-list loader
+    from ultralytics.nn.tasks import _SafeLoad, torch_safe_load  # its allow-list loader
 
+    if not _SafeLoad.SUPPORTED:  # it would fall back to unpickling, which can run code
+        raise CheckpointError(f"{path} holds pickled Python objects and this torch cannot "
+                              "read them safely; give a state dict instead")
     try:
         ckpt, _ = torch_safe_load(str(path), safe_only=True)
     except Exception as err:  # noqa: BLE001  (many kinds: it is foreign code reading a file)
         raise CheckpointError(f"{path} is neither a state dict nor an ultralytics checkpoint "
                               f"it can read safely ({type(err).__name__}: {err})") from None
-    model = ckpt.get("ema") or ckpt.get("model")
+    model = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt.get("model")
     if model is None:
         raise CheckpointError(f"{path} is an ultralytics checkpoint without a model")
     return model.float().state_dict()

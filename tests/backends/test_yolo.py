@@ -7,6 +7,7 @@ predictor, the flip view's anchor mirror, weights files, and the settings it ref
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
@@ -208,13 +209,18 @@ def test_export_clips_boxes_and_lists_a_small_set_several_times(pool, tmp_path):
     assert (labels / "000002-2.txt").read_text() == (labels / "000002.txt").read_text() != ""
 
 
-def test_weights_load_from_a_state_dict_for_other_classes(tmp_path):
+def test_weights_load_from_a_state_dict_or_an_ultralytics_checkpoint(tmp_path):
     other = YOLOBackend(3, "cpu", seed=1)
     torch.save(other.model.state_dict(), tmp_path / "w.pt")
-    backend = YOLOBackend(10, "cpu", seed=0, weights=str(tmp_path / "w.pt"))
-    a, b = other.model.state_dict(), backend.model.state_dict()
-    assert torch.equal(a["model.0.conv.weight"], b["model.0.conv.weight"])
-    assert a["model.22.cv3.0.2.weight"].shape != b["model.22.cv3.0.2.weight"].shape
+    # ultralytics' own layout: the pickled model, in fp16, under "ema" (read by its allow-list)
+    torch.save({"epoch": 0, "model": None, "ema": copy.deepcopy(other.model).half()},
+               tmp_path / "last.pt")
+    a = other.model.state_dict()
+    for name in ("w.pt", "last.pt"):
+        b = YOLOBackend(10, "cpu", seed=0, weights=str(tmp_path / name)).model.state_dict()
+        torch.testing.assert_close(a["model.0.conv.weight"], b["model.0.conv.weight"],
+                                   atol=1e-3, rtol=1e-3)
+        assert a["model.22.cv3.0.2.weight"].shape != b["model.22.cv3.0.2.weight"].shape
 
 
 def test_what_it_refuses_is_said_clearly(pool, tmp_path):

@@ -106,6 +106,13 @@ def import_ultralytics():
     logger = logging.getLogger("ultralytics")
     hush = _DropAll()  # its first import announces the new settings file on stdout
     logger.addFilter(hush)
+    # its import replaces PIL.Image.open (an unreadable image then makes it try to pip-install
+    # a HEIF plug-in) and torch.save for the whole process; the harness reads datasets and
+    # writes checkpoints with the originals, so they are put back
+    import PIL.Image
+    import torch
+
+    pil_open, torch_save = PIL.Image.open, torch.save
     try:
         import ultralytics
         from ultralytics.utils import SETTINGS
@@ -115,6 +122,7 @@ def import_ultralytics():
                           "`pip install ultralytics`") from None
     finally:
         logger.removeFilter(hush)
+        PIL.Image.open, torch.save = pil_open, torch_save
         if omp is None:
             os.environ.pop("OMP_NUM_THREADS", None)
     SETTINGS.update(QUIET_SETTINGS)

@@ -235,3 +235,17 @@ def test_what_it_refuses_is_said_clearly(pool, tmp_path):
         backend.fit(data, no_negatives)
     with pytest.raises(HarnessError, match="nothing to train on"):
         backend.fit(TrainingSet(pool, np.zeros(0, np.int64), np.zeros(0, bool), []), CONTROL)
+
+
+def test_importing_ultralytics_leaves_pil_and_torch_as_they_were():
+    """ultralytics patches PIL.Image.open (an unreadable image then triggers a pip install of a
+    HEIF plug-in) and torch.save at import; the harness's dataset readers and checkpoints need
+    the originals."""
+    import PIL.Image
+    import torch
+
+    from harness.backends.yolo_env import import_ultralytics
+
+    import_ultralytics()
+    assert PIL.Image.open.__module__ == "PIL.Image"
+    assert torch.save.__module__.startswith("torch")

@@ -61,7 +61,9 @@ class YOLOConfig:
     lr: float = 2e-3
     lrf: float = 0.01  # final learning rate, as a fraction of lr (ultralytics' default)
     schedule: str = "cosine"  # cosine | linear
-    mosaic: float = 1.0
+    # mosaic off on the CPU preset: in the few epochs an active-learning cycle trains it costs
+    # accuracy (AP50 0.30 against 0.36 after 315 batches of 16 on 1,000 hard digits, measured)
+    mosaic: float = 0.0
     close_mosaic: int = 0  # last epochs without mosaic (ultralytics: 10)
     scale: float = 0.5  # random rescaling gain
     amp: bool | str = False  # True would run ultralytics' AMP check, which downloads weights
@@ -73,8 +75,10 @@ class YOLOConfig:
 
 PRESETS = {
     "cpu": YOLOConfig(),
+    # ultralytics' own training recipe (SGD 0.01, linear decay, mosaic but in the last 10 epochs)
     "paper": YOLOConfig(model="yolov8s.yaml", imgsz=640, device="auto", optimizer="sgd",
-                        lr=0.01, schedule="linear", close_mosaic=10, predict_batch=16),
+                        lr=0.01, schedule="linear", mosaic=1.0, close_mosaic=10,
+                        predict_batch=16),
 }
 
 

@@ -154,7 +154,8 @@ def session(verbose: bool):
     saved_env = {k: os.environ.get(k) for k in env_keys}
     saved_level, saved_threads = LOGGER.level, torch_utils.NUM_THREADS
     torch_utils.NUM_THREADS = threads  # select_device() sets torch's thread count to this
-    LOGGER.setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:  # quieter only: YOLO_VERBOSE=false keeps it at errors either way
+        LOGGER.setLevel(max(saved_level, logging.WARNING))
     try:
         yield
     finally:

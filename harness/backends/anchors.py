@@ -6,6 +6,10 @@ flipped image) are exact when they are read at the same anchor, or at its mirror
   ((x + 0.5) * stride, (y + 0.5) * stride). torchvision's AnchorGenerator puts them at the
   cells' corners (x * stride), whose mirror images fall between cells; centred, the anchor of
   cell x mirrors exactly onto the anchor of cell G - 1 - x when the image is G cells wide.
+  The features are not mirror-symmetric in the same way (a 3x3 convolution of stride 2
+  centres output cell x on input pixel 2x), so the mirrored anchor's features look at the
+  flipped image up to stride - 1 pixels off; the anchors mirror exactly, and each view's box
+  is that view's own regression from its anchor.
 - `AnchorLayout` knows where each level's anchors sit in the flat (level, y, x, anchor shape)
   order of the head outputs, and maps an anchor to its mirror (`mirrored`).
 - `select_detections` is the post-processing (threshold, top candidates per level, NMS) that

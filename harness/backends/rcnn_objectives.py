@@ -16,6 +16,8 @@ test-time RPN proposals, RetinaNet's top-scoring anchors) and "box features" the
   box head, not the backbone): on the CPU RoIAlign's backward over 100 proposals per image
   made label-set iterations 50 % slower than plain training instead of 20 %. The detection
   loss trains the backbone there as before, and the MIL loss of the minimising phase reaches it.
+  (On RetinaNet it stops at the backbone's features: it trains the MIL head and head 1's
+  classification subnet.)
 - `instance_discrepancy` (MI-AOD): the cycle is split into phases, in the paper's order:
   label-set training, then `rounds` times (maximise, minimise, label-set training), lasting
   `label_share` : `uncertainty_share` : `uncertainty_share` : `label_share` (the official

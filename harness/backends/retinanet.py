@@ -1,21 +1,33 @@
 """RetinaNet from torchvision's modules, with a second head, as a harness backend.
 
-One backbone (+ FPN on the paper preset) and two RetinaNet heads (dual_retinanet.py); it also
-carries MI-AOD's MIL classifier and LL4AL's loss-prediction module, which learn only when a
-strategy asks for their training objectives (rcnn_objectives.py: the same objectives as on the
-Faster R-CNN; MI-AOD's instances here are each image's 100 (cpu) or 1,000 (paper) anchors with
-the highest score, and its two instance classifiers the heads' last classification layers).
+One backbone (+ FPN on the paper preset) and two RetinaNet heads (dual_retinanet.py), each a
+classification and a box-regression subnet with its own random initialisation, both trained on
+the detection loss (focal + L1, torchvision's). It also carries MI-AOD's MIL classifier and
+LL4AL's loss-prediction module, which learn only when a strategy asks for their training
+objectives (rcnn_objectives.py, the same code as on the Faster R-CNN).
 
 Presets: `cpu` (the tiny backbone at stride 4, one feature level, anchors fitted to the digits;
-trains from scratch on a 2-core CPU) and `paper` (ResNet-50 + FPN P3-P7 and the anchors of
-torchvision's retinanet_resnet50_fpn, SGD 0.01). Weights come only from a local file.
+trains from scratch on a 2-core CPU) and `paper` (ResNet-50 + FPN P3-P7, torchvision's
+retinanet_resnet50_fpn heads and anchors, SGD 0.01). Weights come only from a local file.
 
-Post-processing (anchors.py) departs from torchvision's in one way: each anchor gives at most
-one detection, labelled with its most probable class (torchvision, like Detectron, keeps every
-(anchor, class) pair above the threshold). So a detection is its anchor, and every view
-answers it exactly: `head2` is head 2's sigmoids and decoded box at the same anchor; `flip` is
-the prediction on the horizontally flipped image at the mirrored anchor (same level, shape and
-row, mirrored column), its box flipped back; `head2/flip` both.
+Departures from torchvision's RetinaNet and the papers, and why:
+- Anchors sit at the centres of their cells, not at the corners (anchors.py), so that an
+  anchor's mirror image is another anchor.
+- Post-processing keeps at most one detection per anchor, labelled with its most probable
+  class (torchvision, like Detectron, keeps every (anchor, class) pair above the threshold).
+  A detection then is its anchor, and every view answers it exactly, with no box matching:
+  `head2` is head 2's sigmoids and decoded box at the same anchor; `flip` is the prediction on
+  the horizontally flipped image at the mirrored anchor (same level, shape and row, mirrored
+  column), its box flipped back; `head2/flip` both.
+- The cpu preset's subnets have 2 convolutions with batch norm and Kaiming init instead of 4
+  without norm and std-0.01 init: from scratch, torchvision's learn almost nothing in 300
+  iterations (measured: see RetinaNetConfig). The paper preset keeps torchvision's.
+- MI-AOD: the instances are each image's `instances_per_image` anchors with the highest score
+  (the two heads' mean best-class sigmoid), not all ~10^5 anchors: almost all anchors are
+  background and would swamp the MIL weights; the two instance classifiers are the heads' last
+  classification layers (MI-AOD shares one subnet between them); the MIL classifier is a linear
+  layer on head 1's classification-subnet features at the instance's cell (MI-AOD: a conv layer
+  with one output per anchor shape), so anchors of one cell share MIL logits.
 
 Class distributions: RetinaNet's class scores are independent sigmoids s_c. `scores` is the
 raw sigmoid of the label (what NMS ranks). `class_probs` (and every `probs@VIEW`) turn them
@@ -26,6 +38,8 @@ equals the score, as for a softmax detector (anchors.sigmoid_distribution).
 
 `box_features` are head 1's classification-subnet features at the detection's cell, and
 `image_features` the feature maps' mean over each image's own region, averaged over levels.
+`TrainControl.pseudo_negatives=False` turns unmatched anchors of pseudo-labelled images from
+background into ignored ones.
 """
 
 from __future__ import annotations

@@ -137,9 +137,10 @@ def test_pseudo_stream_can_ignore_unmatched_anchors():
 
 def test_miaod_objectives_train_and_give_their_extras(pool):
     backend = RetinaNetBackend(10, "cpu", seed=0)
-    control = TrainControl(iterations=6, batch_labeled=2, batch_unlabeled=2, progress=False,
+    phases = {"rounds": 1, "label_share": 1.0, "uncertainty_share": 1.0}  # label max min label
+    control = TrainControl(iterations=4, batch_labeled=2, batch_unlabeled=2, progress=False,
                            warmup_iterations=1,
-                           objectives={"mil": {}, "instance_discrepancy": {"rounds": 1}})
+                           objectives={"mil": {}, "instance_discrepancy": phases})
     before = backend.model.mil_head.fc.weight.detach().clone()
     log = backend.fit(half_labelled(pool), control)
     assert np.isfinite(log["loss"]) and not torch.equal(before, backend.model.mil_head.fc.weight)

@@ -93,10 +93,12 @@ def import_ultralytics():
     """ultralytics, imported once with the offline settings above; a clear error if missing."""
     if "module" in _state:
         return _state["module"]
-    if "ultralytics" in sys.modules:
-        warnings.warn("ultralytics was imported before the harness set it up offline; its "
-                      "import-time online check may already have run", HarnessWarning,
-                      stacklevel=2)
+    preloaded = "ultralytics" in sys.modules
+    if preloaded:
+        warnings.warn("ultralytics was imported before the harness set it up offline: its "
+                      "import-time online check may have run, and it keeps its config folder; "
+                      "the harness switches its network features off for this process only",
+                      HarnessWarning, stacklevel=2)
     root = config_dir()
     os.environ.update(OFFLINE_ENV)
     os.environ["YOLO_CONFIG_DIR"] = str(root)
@@ -125,7 +127,14 @@ def import_ultralytics():
         PIL.Image.open, torch.save = pil_open, torch_save
         if omp is None:
             os.environ.pop("OMP_NUM_THREADS", None)
-    SETTINGS.update(QUIET_SETTINGS)
+    if preloaded:  # its settings file is the user's: change them in memory, not on disk
+        dict.update(SETTINGS, QUIET_SETTINGS)
+        from ultralytics.utils import checks, events
+
+        events.events.enabled = False  # decided when it was first imported
+        checks.USER_CONFIG_DIR = root / "Ultralytics"  # where check_font finds the fonts
+    else:
+        SETTINGS.update(QUIET_SETTINGS)
     _state["module"] = ultralytics
     return ultralytics
 

@@ -27,24 +27,21 @@ from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from harness.backends.base import OBJECTIVE_NEEDS, Backend, TrainControl, TrainingSet, require
+from harness.backends.base import Backend, TrainControl, TrainingSet
 from harness.backends.checkpoint import load_checkpoint, save_atomic
 from harness.backends.dual_rcnn import DualHeadRCNN, TinyBackbone, flipped_batch
 from harness.backends.extra_heads import LossPredictionModule, MILHead
-from harness.backends.rcnn_objectives import RCNNObjective, predict_extras
-from harness.backends.training import image_tensor, train_detector
+from harness.backends.rcnn_objectives import (EXTRA_HEADS, check_extras_trained,
+                                              fit_with_objectives, predict_extras)
+from harness.backends.training import predict_in_batches
 from harness.boxes import hflip
 from harness.datasets.base import ImageSet
 from harness.errors import ConfigError, HarnessError
 from harness.predictions import PoolPredictions
-from harness.progress import progress_bar
 from harness.registry import BACKENDS
 
 FORMAT = "harness-frcnn-1"
-# what each extra head learns from, and the state-dict prefix it is saved under; checkpoints
-# written before these heads existed load without them (they are then untrained)
-EXTRA_HEADS = {"mil_scores": ("mil", "mil_head."),
-               "predicted_loss": ("loss_prediction", "loss_head.")}
+
 
 
 @dataclass(frozen=True)
@@ -189,37 +186,17 @@ class FasterRCNNBackend(Backend):
         def to_target(boxes, labels, provenance):
             return {"boxes": boxes, "labels": labels + 1, "provenance": provenance}
 
-        control = replace(control, optimizer=control.optimizer or self.config.optimizer,
-                          lr=control.lr or self.config.lr,
-                          schedule=control.schedule or self.config.schedule)
-        objective = None
-        if control.objectives:
-            needs = [OBJECTIVE_NEEDS.get(o, f"unknown objective {o!r}") for o in control.objectives]
-            require(self.name, self.capabilities, "the training objectives", needs)
-            objective = RCNNObjective(self.model, control.objectives)
-        log = train_detector(self.model, data, control, to_target, desc="fit frcnn",
-                             no_negatives=self.model.without_negatives, objective=objective)
-        self.trained_objectives |= set(control.objectives)
-        return log
+        return fit_with_objectives(self, data, control, to_target, "fit frcnn")
 
     # -- inference -----------------------------------------------------------------------
     @torch.inference_mode()
     def predict(self, images: ImageSet, indices=None, views: Sequence[str] = (),
                 extras: Sequence[str] = (), progress: bool = False) -> PoolPredictions:
         self.check_request(views, extras)
-        for extra in extras:
-            objective = EXTRA_HEADS.get(extra, (None,))[0]
-            if objective and objective not in self.trained_objectives:
-                raise HarnessError(f"{extra} comes from a head this model never trained; fit it "
-                                   f"with the {objective!r} training objective first")
+        check_extras_trained(extras, self.trained_objectives)
         self.model.eval()
-        indices = np.arange(len(images)) if indices is None else np.asarray(indices, np.int64)
-        parts = []
-        step = self.config.predict_batch
-        for lo in progress_bar(range(0, len(indices), step), progress, desc="predict",
-                               unit="batch"):
-            batch = [image_tensor(images.image(int(i))) for i in indices[lo:lo + step]]
-            parts.append(self._predict_batch(batch, views, extras))
+        parts = predict_in_batches(images, indices, self.config.predict_batch, progress,
+                                   lambda batch: self._predict_batch(batch, views, extras))
         if not parts:
             return _empty(self.n_classes, views, extras, 0)
         return PoolPredictions.concatenate(parts)

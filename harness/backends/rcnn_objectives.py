@@ -221,3 +221,43 @@ def predict_extras(model, images, feats, extras, topk: int) -> dict[str, np.ndar
         out["predicted_loss"] = model.loss_head(list(feats.values()), images.image_sizes,
                                                 images.tensors.shape[-2:]).numpy()
     return out
+
+
+# what each extra head learns from, and the state-dict prefix it is saved under; checkpoints
+# written before these heads existed load without them (they are then untrained)
+EXTRA_HEADS = {"mil_scores": ("mil", "mil_head."),
+               "predicted_loss": ("loss_prediction", "loss_head.")}
+
+
+def fit_with_objectives(backend, data, control, to_target, desc: str) -> dict:
+    """A dual-head backend's `fit`: the preset's optimiser defaults under the control's, the
+    strategy's extra objectives checked against the backend and trained with the detection
+    loss; remembers which objectives its extra heads have learnt."""
+    from dataclasses import replace
+
+    from harness.backends.base import OBJECTIVE_NEEDS, require
+    from harness.backends.training import train_detector
+
+    cfg = backend.config
+    control = replace(control, optimizer=control.optimizer or cfg.optimizer,
+                      lr=control.lr or cfg.lr, schedule=control.schedule or cfg.schedule)
+    objective = None
+    if control.objectives:
+        needs = [OBJECTIVE_NEEDS.get(o, f"unknown objective {o!r}") for o in control.objectives]
+        require(backend.name, backend.capabilities, "the training objectives", needs)
+        objective = DetectorObjective(backend.model, control.objectives)
+    log = train_detector(backend.model, data, control, to_target, desc=desc,
+                         no_negatives=backend.model.without_negatives, objective=objective)
+    backend.trained_objectives |= set(control.objectives)
+    return log
+
+
+def check_extras_trained(extras, trained_objectives) -> None:
+    """An extra from a head that never learnt is noise: refuse it."""
+    from harness.errors import HarnessError
+
+    for extra in extras:
+        objective = EXTRA_HEADS.get(extra, (None,))[0]
+        if objective and objective not in trained_objectives:
+            raise HarnessError(f"{extra} comes from a head this model never trained; fit it "
+                               f"with the {objective!r} training objective first")

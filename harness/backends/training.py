@@ -222,3 +222,16 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
     bar.close()
     model.eval()
     return {"iterations": it, "seconds": time.perf_counter() - start, "loss": smooth}
+
+
+def predict_in_batches(images, indices, step: int, progress: bool, predict_batch) -> list:
+    """`predict_batch(list of image tensors)` over images[indices], `step` at a time (all
+    images when indices is None), with a progress bar; the per-batch results in order."""
+    from harness.progress import progress_bar
+
+    indices = np.arange(len(images)) if indices is None else np.asarray(indices, np.int64)
+    parts = []
+    for lo in progress_bar(range(0, len(indices), step), progress, desc="predict", unit="batch"):
+        parts.append(predict_batch([image_tensor(images.image(int(i)))
+                                    for i in indices[lo:lo + step]]))
+    return parts

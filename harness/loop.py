@@ -108,17 +108,17 @@ class Campaign:
         strategy.adapt(backend_cls.capabilities)
         require(cfg.backend, backend_cls.capabilities, cfg.strategy, strategy.needs)
         if cfg.weights:  # a bad weights file must fail here, before a run folder exists
-            from harness.backends.checkpoint import load_checkpoint
-
-            load_checkpoint(cfg.weights)
+            backend_cls.check_weights(cfg.weights)
         ds, pool, test = pool_and_test(cfg)
         oracle = ORACLES.get(cfg.oracle)(pool, delta_pos=cfg.delta_pos, delta_bg=cfg.delta_bg)
         labelled_objects = int((~pool.ignore).sum())
         cost = load_cost_model(cfg.cost_model, ds.family, DatasetStats(
             len(ds.classes), labelled_objects / max(len(pool), 1)))
         budget = cycle_budget(cfg, len(pool), labelled_objects, cost["full_image"])
-        return cls(cfg, ds, pool, test, strategy, oracle, cost, budget,
+        camp = cls(cfg, ds, pool, test, strategy, oracle, cost, budget,
                    RunStore(cfg.run_dir()), echo, progress)
+        backend_cls.check_control(camp.control(1))
+        return camp
 
     # -- pieces of a cycle ---------------------------------------------------------------
     def new_backend(self):
@@ -162,16 +162,19 @@ class Campaign:
     def shared_cycle0(self) -> Path:
         """Where the cycle-0 model lives: it depends only on data, seed, initial set and
         backend / training settings, so every strategy of a compare, and every setting of a
-        sweep under the same results root, shares it."""
+        sweep under the same results root, shares it. The key holds the backend's identity
+        (its preset's resolved settings and a digest of its code), not the preset's name:
+        after a preset is tuned or the backend changes, the next run trains a new model."""
         c = self.cfg
-        key = {k: getattr(c, k) for k in ("dataset", "data_root", "pool_size", "test_size",
-                                          "seed", "initial", "backend", "preset", "weights", "train_iters",
-                                          "train_minutes", "initial_train_iters",
-                                          "batch_labeled", "batch_unlabeled", "lr",
-                                          "threads")}
+        key = {k: getattr(c, k) for k in (
+            "dataset", "data_root", "pool_size", "test_size", "seed", "initial", "oracle",
+            "backend", "preset", "weights", "train_iters", "train_minutes",
+            "initial_train_iters", "batch_labeled", "batch_unlabeled", "lr", "threads")}
+        key["backend_identity"] = BACKENDS.get(c.backend).identity(c.preset)
         if self.strategy.training_objectives():  # a model trained with extra heads is not shared
             key["objectives"] = self.strategy.training_objectives()
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()
+                                ).hexdigest()[:16]
         return Path(c.out) / "_shared" / f"cycle0-{digest}.pt"
 
     def fit(self, cycle: int, backend, labels: LabelTable):

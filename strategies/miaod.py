@@ -20,16 +20,23 @@ re-weighted by the image's MIL class scores (`mil_scores`, (N, C)):
 Images are asked as `full_image` queries in descending u.
 
 Departures, and why:
-- Detector: the harness's dual-head Faster R-CNN, not RetinaNet. The two instance classifiers
-  are the two RoI heads' last classification layers; the "backbone" of the min step is
-  everything before them (backbone, RPNs, box heads) plus the box regressors and the MIL head.
-- Instances are head 1's test-time RPN proposals (100 per image on the CPU preset), each answered
-  by both heads, not dense anchors nor final detections: proposals cover the whole image as
-  MI-AOD's anchors do, do not depend on a score threshold, and are what the max / min steps
-  train on, so training and selection see the same instances. k (backend `discrepancy_topk`,
-  10 of 100) keeps the official share (10,000 of about 10^5 anchors).
-- Probabilities are softmax over the C classes + background (the heads' own), not per-class
-  sigmoids; the discrepancy uses the C foreground columns.
+- Detector: any backend with `two_heads` and `mil_scores`; the objectives only need its
+  `foreground_probs` (harness/backends/rcnn_objectives.py).
+  - Faster R-CNN (the default, not MI-AOD's RetinaNet): the two instance classifiers are the
+    two RoI heads' last classification layers; the "backbone" of the min step is everything
+    before them (backbone, RPNs, box heads) plus the box regressors and the MIL head.
+    Instances are head 1's test-time RPN proposals (100 per image on the CPU preset), each
+    answered by both heads, not dense anchors nor final detections: proposals cover the whole
+    image as MI-AOD's anchors do, do not depend on a score threshold, and are what the max /
+    min steps train on, so training and selection see the same instances. k (backend
+    `discrepancy_topk`, 10 of 100) keeps the official share (10,000 of about 10^5 anchors).
+    Probabilities are the heads' softmax over the C classes + background.
+  - RetinaNet (MI-AOD's own detector): the instance classifiers are the two heads' last
+    classification layers, as in MI-AOD but on two subnets instead of one shared subnet; the
+    instances are each image's highest-scoring anchors (`instances_per_image`, not all ~10^5,
+    whose background would swamp the MIL weights), and probabilities are the per-class
+    sigmoids, as in MI-AOD (harness/backends/retinanet.py says how and why).
+  The discrepancy uses the C foreground columns on both.
 - The MIL instance weight is the softmax over an image's proposals of the log mean class
   probability (each proposal in proportion to its class probability), per class as in the
   paper's equation; the official code takes a softmax over ~10^5 anchors of max-class sigmoid

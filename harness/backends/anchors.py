@@ -14,7 +14,6 @@ flipped image) are exact when they are read at the same anchor, or at its mirror
   order of the head outputs, and maps an anchor to its mirror (`mirrored`).
 - `select_detections` is the post-processing (threshold, top candidates per level, NMS) that
   keeps each detection's anchor index.
-- `sigmoid_distribution` turns per-class sigmoids into the harness's (C + 1) distribution.
 """
 
 from __future__ import annotations
@@ -132,19 +131,3 @@ def detections(logits: torch.Tensor, boxes: torch.Tensor, anchor: torch.Tensor,
     kept = box_ops.batched_nms(boxes, scores, labels, nms_thresh)[:max_detections]
     return {"anchor": anchor[kept], "labels": labels[kept], "scores": scores[kept],
             "boxes": boxes[kept], "sigmoids": sig[kept]}
-
-
-def sigmoid_distribution(sig: torch.Tensor) -> torch.Tensor:
-    """(K, C) independent class sigmoids -> (K, C + 1) distribution, background last.
-
-    The most probable class l keeps its sigmoid m = max_c s_c (the detection's score); the rest,
-    1 - m, is shared by the other classes and the background in proportion to s_c and to
-    1 - m (background's sigmoid-like "no object" score). Rows sum to one, the argmax over the
-    classes stays l, and column l equals the score, as a softmax detector's distribution does.
-    """
-    m, label = sig.max(dim=1, keepdim=True)
-    rest = 1 - m
-    others = sig.scatter(1, label, 0.0)
-    denom = (others.sum(1, keepdim=True) + rest).clamp_min(1e-12)
-    probs = torch.cat([others * rest / denom, rest * rest / denom], dim=1)
-    return probs.scatter(1, label, m)

@@ -28,13 +28,16 @@ loss-prediction module). A backend trains each when asked and declares the capab
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from harness.datasets.base import ImageSet
-from harness.errors import CapabilityError
+from harness.errors import CapabilityError, ConfigError
 from harness.labels import LabelTable, Provenance
 from harness.predictions import PoolPredictions
 
@@ -157,10 +160,42 @@ class TrainingSet:
 
 
 class Backend:
-    """Interface. Subclasses set `name`, `capabilities`, and implement the four methods."""
+    """Interface. Subclasses set `name`, `capabilities`, `presets` (name -> config dataclass),
+    `checkpoint_format`, and implement the four methods."""
 
     name: str = ""
     capabilities: frozenset[str] = frozenset()
+    presets: Mapping[str, Any] = {}
+    checkpoint_format: str = ""
+
+    @classmethod
+    def preset_config(cls, preset: str):
+        if preset not in cls.presets:
+            raise ConfigError(f"unknown {cls.name} preset {preset!r}; known: "
+                              f"{', '.join(cls.presets)}")
+        return cls.presets[preset]
+
+    @classmethod
+    def identity(cls, preset: str) -> dict:
+        """Everything besides the run options that decides what a fit of this preset learns:
+        the preset's resolved settings and a digest of the backend's code. It keys the shared
+        cycle-0 model, so tuning a preset or editing a backend never reloads a model trained
+        before the change (a preset's name alone would)."""
+        return {"checkpoint_format": cls.checkpoint_format,
+                "config": asdict(cls.preset_config(preset)), "code": code_digest(cls)}
+
+    @classmethod
+    def check_weights(cls, weights: str) -> None:
+        """Fail now, with the file's name and what is wrong, when `weights` cannot initialise
+        this backend: Campaign.build calls it before a run folder exists. A backend that reads
+        more than state dicts (YOLO's ultralytics .pt, "imagenet") says so by overriding it."""
+        from harness.backends.checkpoint import load_checkpoint
+
+        load_checkpoint(weights)
+
+    @classmethod
+    def check_control(cls, control: TrainControl) -> None:
+        """Refuse, before any training, training options this backend cannot honour."""
 
     def fit(self, data: TrainingSet, control: TrainControl) -> dict:
         """Train in place; returns a log (iterations, seconds, last losses)."""
@@ -183,3 +218,17 @@ class Backend:
         needs = [n for v in views for n in VIEW_NEEDS.get(v, (f"unknown view {v!r}",))]
         needs += [EXTRA_NEEDS.get(e, f"unknown extra {e!r}") for e in extras]
         require(self.name, self.capabilities, "this prediction request", needs)
+
+
+def code_digest(backend_cls: type) -> str:
+    """sha256 of every Python file in the package the backend class is defined in (for the
+    built-in ones, harness/backends/): its modules import each other lazily, so no import
+    graph names them all, and a stale cycle-0 model costs more than a needless retrain."""
+    digest = hashlib.sha256()
+    for path in sorted(_backend_folder(backend_cls).glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _backend_folder(backend_cls: type) -> Path:
+    return Path(sys.modules[backend_cls.__module__].__file__).parent

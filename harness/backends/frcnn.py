@@ -157,13 +157,18 @@ class FasterRCNNBackend(Backend):
     name = "frcnn"
     capabilities = frozenset({"two_heads", "flip_view", "class_probs", "image_features",
                               "box_features", "loss_prediction", "mil_scores"})
+    presets = PRESETS
+    checkpoint_format = FORMAT
+
+    @classmethod
+    def check_weights(cls, weights: str) -> None:
+        if weights != "none":
+            load_checkpoint(_resolve_weights(weights))
 
     def __init__(self, n_classes: int, config: FRCNNConfig | str = "cpu", seed: int = 0,
                  **overrides):
         if isinstance(config, str):
-            if config not in PRESETS:
-                raise ConfigError(f"unknown frcnn preset {config!r}; known: {', '.join(PRESETS)}")
-            config = PRESETS[config]
+            config = self.preset_config(config)
         self.config = replace(config, **overrides) if overrides else config
         self.n_classes, self.seed = n_classes, seed
         if not self.config.dual_head:

@@ -35,7 +35,7 @@ raw sigmoid of the label (what NMS ranks). `class_probs` (and every `probs@VIEW`
 into a distribution over C + 1 (background last): the most probable class keeps its sigmoid
 m = max_c s_c, and the rest 1 - m is shared between the other classes and background in
 proportion to s_c and to 1 - m. Rows sum to one, the argmax is the label and the label's column
-equals the score, as for a softmax detector (anchors.sigmoid_distribution).
+equals the score, as for a softmax detector (sigmoid_probs.py, the same rule as the yolo backend's).
 
 `box_features` are head 1's classification-subnet features at the detection's cell, and
 `image_features` the feature maps' mean over each image's own region, averaged over levels.
@@ -52,7 +52,7 @@ import numpy as np
 import torch
 from torchvision.models.detection.transform import resize_boxes
 
-from harness.backends.anchors import detections, select_detections, sigmoid_distribution
+from harness.backends.anchors import detections, select_detections
 from harness.backends.base import (
     Backend,
     TrainControl,
@@ -62,6 +62,7 @@ from harness.backends.checkpoint import load_checkpoint, save_atomic
 from harness.backends.dual_rcnn import flipped_batch
 from harness.backends.extra_heads import valid_mean
 from harness.backends.frcnn import _load_backbone_weights, _resolve_weights
+from harness.backends.sigmoid_probs import sigmoid_distribution
 from harness.backends.rcnn_objectives import (check_extras_trained,
                                               fit_with_objectives, predict_extras)
 from harness.backends.retinanet_config import PRESETS, RetinaNetConfig, build_model
@@ -83,14 +84,18 @@ class RetinaNetBackend(Backend):
     name = "retinanet"
     capabilities = frozenset({"two_heads", "flip_view", "class_probs", "image_features",
                               "box_features", "loss_prediction", "mil_scores"})
+    presets = PRESETS
+    checkpoint_format = FORMAT
+
+    @classmethod
+    def check_weights(cls, weights: str) -> None:
+        if weights != "none":
+            load_checkpoint(_resolve_weights(weights))
 
     def __init__(self, n_classes: int, config: RetinaNetConfig | str = "cpu", seed: int = 0,
                  **overrides):
         if isinstance(config, str):
-            if config not in PRESETS:
-                raise ConfigError(f"unknown retinanet preset {config!r}; known: "
-                                  f"{', '.join(PRESETS)}")
-            config = PRESETS[config]
+            config = self.preset_config(config)
         self.config = replace(config, **overrides) if overrides else config
         self.n_classes, self.seed = n_classes, seed
         if not self.config.dual_head:

@@ -101,26 +101,36 @@ def _build_model(cfg: YOLOConfig, n_classes: int, seed: int):
                               f"({err}); give e.g. yolov8n.yaml, yolov8s.yaml, yolo11n.yaml") from None
 
 
+def _weights_path(weights: str) -> Path:
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"weights file {path} not found; give a local .pt file "
+                          "(nothing is downloaded)")
+    return path
+
+
 def _weights_state(path: Path) -> dict:
     """name -> tensor from a state dict, a harness checkpoint or an ultralytics .pt."""
     try:
         state = load_checkpoint(path)
         return state.get("model", state)
     except CheckpointError as err:
-        if "Python objects" not in str(err):
-            raise
+        # an ultralytics .pt is refused there as pickled objects, or (once ultralytics' loader
+        # has run in this process and allowed its classes) read but found no state dict
+        not_a_state_dict = err
     from ultralytics.nn.tasks import _SafeLoad, torch_safe_load  # its allow-list loader
 
     if not _SafeLoad.SUPPORTED:  # it would fall back to unpickling, which can run code
-        raise CheckpointError(f"{path} holds pickled Python objects and this torch cannot "
-                              "read them safely; give a state dict instead")
+        raise CheckpointError(f"{not_a_state_dict}; an ultralytics checkpoint cannot be read "
+                              "safely with this torch") from None
     try:
         ckpt, _ = torch_safe_load(str(path), safe_only=True)
-    except Exception as err:  # noqa: BLE001  (many kinds: it is foreign code reading a file)
-        raise CheckpointError(f"{path} is neither a state dict nor an ultralytics checkpoint "
-                              f"it can read safely ({type(err).__name__}: {err})") from None
+    except Exception:  # noqa: BLE001  (many kinds: it is foreign code reading a file)
+        raise CheckpointError(f"{not_a_state_dict}; nor is it an ultralytics checkpoint its "
+                              "safe loader can read") from None
+    ckpt = ckpt if isinstance(ckpt, dict) else {}
     model = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt.get("model")
-    if model is None:
+    if not isinstance(model, torch.nn.Module):
         raise CheckpointError(f"{path} is an ultralytics checkpoint without a model")
     return model.float().state_dict()
 
@@ -141,30 +151,58 @@ def _load_weights(model, path: Path) -> int:
 class YOLOBackend(Backend):
     """ultralytics YOLO; presets cpu (yolov8n, 128 px, from scratch) and paper (yolov8s, 640 px).
 
-    class_probs: the detection's C independent class sigmoids s as a distribution,
-    background = 1 - max(s), foreground_c = max(s) * s_c / sum(s) (yolo_predict.py);
-    `scores` is the raw sigmoid of the label. Views: `flip` only (one head).
+    class_probs: the detection's C independent class sigmoids as a distribution by the rule
+    shared with RetinaNet (sigmoid_probs.py: the label's column is `scores`, the raw sigmoid of
+    the label). Views: `flip` only (one head).
     """
 
     name = "yolo"
     capabilities = frozenset({"flip_view", "class_probs", "image_features", "box_features"})
+    presets = PRESETS
+    checkpoint_format = FORMAT
+
+    @classmethod
+    def identity(cls, preset: str) -> dict:
+        """Also ultralytics' version: its trainer, loss and augmentation decide what a fit learns."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            trainer = version("ultralytics")
+        except PackageNotFoundError:
+            trainer = None  # building the backend will say how to install it
+        return {**super().identity(preset), "ultralytics": trainer}
+
+    @classmethod
+    def check_weights(cls, weights: str) -> None:
+        """A state dict, a harness checkpoint or an ultralytics .pt (read safely)."""
+        if weights != "none":
+            import_ultralytics()
+            _weights_state(_weights_path(weights))
+
+    @classmethod
+    def check_control(cls, control: TrainControl) -> None:
+        if not control.pseudo_negatives:
+            raise ConfigError("pseudo_negatives=False (--no-pseudo-negatives) is not supported "
+                              "by the yolo backend: ultralytics' loss has no way to ignore the "
+                              "unlabelled regions of a pseudo-labelled image; drop the option "
+                              "or use the frcnn or retinanet backend")
+        if control.unlabeled_loss_weight != 1.0:
+            raise ConfigError("unlabeled_loss_weight is not supported by the yolo backend: "
+                              "ultralytics trains one mixed stream with one loss")
+        if control.objectives:
+            needs = [OBJECTIVE_NEEDS.get(o, f"unknown objective {o!r}") for o in control.objectives]
+            require(cls.name, cls.capabilities, "the training objectives", needs)
 
     def __init__(self, n_classes: int, config: YOLOConfig | str = "cpu", seed: int = 0,
                  **overrides):
         if isinstance(config, str):
-            if config not in PRESETS:
-                raise ConfigError(f"unknown yolo preset {config!r}; known: {', '.join(PRESETS)}")
-            config = PRESETS[config]
+            config = self.preset_config(config)
         self.config = replace(config, **overrides) if overrides else config
         self.n_classes, self.seed = n_classes, seed
         self.device = _device(self.config.device)
         self.model = _build_model(self.config, n_classes, seed)
         if self.config.weights not in (None, "none"):
-            path = Path(self.config.weights).expanduser()
-            if not path.is_file():
-                raise ConfigError(f"weights file {path} not found; give a local .pt file "
-                                  "(nothing is downloaded)")
-            _load_weights(self.model, path)
+            _load_weights(self.model, _weights_path(self.config.weights))
         self.model.to(self.device).eval()
 
     # -- training ------------------------------------------------------------------------
@@ -204,20 +242,10 @@ class YOLOBackend(Backend):
                 "seconds": time.perf_counter() - start, "loss": loss}
 
     def _check_control(self, data: TrainingSet, control: TrainControl) -> None:
-        if control.objectives:
-            needs = [OBJECTIVE_NEEDS.get(o, f"unknown objective {o!r}") for o in control.objectives]
-            require(self.name, self.capabilities, "the training objectives", needs)
+        self.check_control(control)
         if len(data) == 0:
             raise HarnessError("nothing to train on: the training set has no labelled or "
                                "pseudo-labelled image")
-        if not control.pseudo_negatives:
-            raise ConfigError("pseudo_negatives=False is not supported by the yolo backend: "
-                              "ultralytics' loss has no way to ignore the unlabelled regions "
-                              "of a pseudo-labelled image; drop --no-pseudo-negatives or use "
-                              "the frcnn backend")
-        if control.unlabeled_loss_weight != 1.0:
-            raise ConfigError("unlabeled_loss_weight is not supported by the yolo backend: "
-                              "ultralytics trains one mixed stream with one loss")
 
     # -- inference -----------------------------------------------------------------------
     @torch.inference_mode()

@@ -13,17 +13,17 @@ exactly on column W - 1 - c of the same level. Each detection is answered by the
 anchor point of the same level and row: no matching, the same point of the scene as the
 model sees it mirrored; its box is mirrored back.
 
-Class scores are independent sigmoids s_1..s_C, not a distribution. They become the
-harness's (C + 1) distribution with background last as
-    background = 1 - max_c s_c,   foreground_c = max_c s_c * s_c / sum_c s_c,
-so rows sum to 1, the foreground argmax is the label, and the foreground mass is the
-detection's confidence. `scores` stays the raw sigmoid of the label.
+Class scores are independent sigmoids s_1..s_C, not a distribution; they become the
+harness's (C + 1) distribution by the rule every sigmoid detector here shares
+(sigmoid_probs.py): column `label` equals `scores`, the raw sigmoid of the label.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from harness.backends.sigmoid_probs import sigmoid_distribution
 
 PAD_VALUE = 114  # ultralytics' letterbox grey
 
@@ -44,13 +44,6 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, fl
     image = cv2.copyMakeBorder(np.ascontiguousarray(image), top, bottom, left, right,
                                cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
     return image, (nw / w, nh / h, left, top)
-
-
-def to_distribution(sig: torch.Tensor) -> torch.Tensor:
-    """(K, C) class sigmoids -> (K, C + 1) distribution, background last (module docstring)."""
-    top = sig.max(1, keepdim=True).values if len(sig) else sig[:, :1]
-    fg = top * sig / sig.sum(1, keepdim=True).clamp_min(1e-12)
-    return torch.cat([fg, 1 - top], 1)
 
 
 def xywh_to_xyxy(b: torch.Tensor) -> torch.Tensor:
@@ -134,14 +127,14 @@ class RawPredictor:
             out["boxes"].append(to_original(det[:, :4], *frame))
             out["scores"].append(det[:, 4])
             out["labels"].append(det[:, 5].long())
-            out["class_probs"].append(to_distribution(y[b, 4:4 + self.nc, idx].T))
+            out["class_probs"].append(sigmoid_distribution(y[b, 4:4 + self.nc, idx].T))
             if flipped is not None:
                 mirror = grid.mirror(idx)
                 fb = xywh_to_xyxy(flipped[b, :4, mirror].T)
                 fb = torch.stack([size - fb[:, 2], fb[:, 1], size - fb[:, 0], fb[:, 3]], 1)
                 out.setdefault("boxes@flip", []).append(to_original(fb, *frame))
                 out.setdefault("probs@flip", []).append(
-                    to_distribution(flipped[b, 4:4 + self.nc, mirror].T))
+                    sigmoid_distribution(flipped[b, 4:4 + self.nc, mirror].T))
             if "box_features" in extras:
                 centres = grid.centres(idx).to(feats[0].device)
                 out.setdefault("box_features", []).append(

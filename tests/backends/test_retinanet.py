@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.backends.anchors import CentredAnchors, sigmoid_distribution
+from harness.backends.anchors import CentredAnchors
+from harness.backends.sigmoid_probs import sigmoid_distribution
 from harness.backends.base import TrainControl, TrainingSet
 from harness.backends.dual_rcnn import flipped_batch
 from harness.backends.rcnn_objectives import DetectorObjective

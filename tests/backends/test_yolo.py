@@ -164,7 +164,9 @@ def test_label_scores_are_ultralytics_own_confidences(pool, tmp_path):
     backend.model = predictor.model.model
     mine = backend.predict(pool, np.arange(3))
     assert len(mine) > 0
-    np.testing.assert_allclose(1 - mine.class_probs[:, -1], mine.scores, atol=1e-6)
+    rows = np.arange(len(mine))  # the shared sigmoid rule: the label's column is the score
+    np.testing.assert_allclose(mine.class_probs[rows, mine.labels], mine.scores, atol=1e-6)
+    np.testing.assert_allclose(mine.class_probs.sum(1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(mine.class_probs[:, :-1].argmax(1), mine.labels)
     for i in range(3):
         with session(verbose=False):
@@ -249,3 +251,21 @@ def test_importing_ultralytics_leaves_pil_and_torch_as_they_were():
     import_ultralytics()
     assert PIL.Image.open.__module__ == "PIL.Image"
     assert torch.save.__module__.startswith("torch")
+
+
+def test_a_campaign_checks_yolo_weights_and_options_before_any_run_folder(tmp_path):
+    """Campaign.build asks the backend: an ultralytics .pt is accepted (the generic state-dict
+    check would refuse it), --no-pseudo-negatives is refused, and nothing is written."""
+    from harness.config import resolve
+    from harness.loop import Campaign
+
+    model = YOLOBackend(10, "cpu", seed=1).model
+    torch.save({"epoch": 0, "model": None, "ema": copy.deepcopy(model).half()},
+               tmp_path / "last.pt")
+    out = tmp_path / "runs"
+    tiny = dict(dataset="digits", pool_size=24, test_size=4, cycles=1, train_iters=1,
+                backend="yolo", strategy="random", out=str(out))
+    Campaign.build(resolve(None, weights=str(tmp_path / "last.pt"), **tiny), echo=None)
+    with pytest.raises(ConfigError, match="--no-pseudo-negatives"):
+        Campaign.build(resolve(None, pseudo_negatives=False, **tiny), echo=None)
+    assert not out.exists()

@@ -179,6 +179,7 @@ class Campaign:
 
     def fit(self, cycle: int, backend, labels: LabelTable):
         data = TrainingSet.from_labels(self.pool, labels, self.cfg.tau)
+        work = self.store.dir / "work"  # a backend's working files, removed after each fit
         if cycle == 0:
             shared = self.shared_cycle0()
             # runs of one seed side by side: the first trains it, the others wait and load it
@@ -191,6 +192,7 @@ class Campaign:
                     return BACKENDS.get(self.cfg.backend).load(shared), {
                         "iterations": log.get("iterations", 0), "seconds": 0.0}
                 backend = self.new_backend()
+                backend.workdir = work
                 log = backend.fit(data, self.control(0))
                 write_text_atomic(log_path, json.dumps(
                     {k: log[k] for k in ("iterations", "seconds") if k in log}))
@@ -198,6 +200,7 @@ class Campaign:
             return backend, log
         if backend is None or not self.cfg.warm_start:
             backend = self.new_backend()
+        backend.workdir = work
         return backend, backend.fit(data, self.control(cycle))
 
 

@@ -167,6 +167,9 @@ class Backend:
     capabilities: frozenset[str] = frozenset()
     presets: Mapping[str, Any] = {}
     checkpoint_format: str = ""
+    # where a fit may write working files (YOLO exports its training set there); the loop
+    # points it at the run's own folder, so they sit where the user gave space, never in HOME
+    workdir: Path | None = None
 
     @classmethod
     def preset_config(cls, preset: str):

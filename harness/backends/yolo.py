@@ -18,8 +18,10 @@ Where this departs from ultralytics' normal use, and why:
 - Training stops after exactly TrainControl.iterations batches (yolo_train.py).
 - predict() does its own letterbox and reads the head's raw output around ultralytics' NMS,
   to keep each detection's full class-score vector (yolo_predict.py).
-Working files (exported images, runs/) live in a temporary folder removed after each fit, or
-under $HARNESS_WORKDIR (kept) when that is set.
+Working files (exported images, ultralytics' runs/) live in a folder removed after each fit:
+under the run's folder (`<run>/work/`) in a campaign, the system's temporary folder for a
+backend used on its own; under $HARNESS_WORKDIR, kept, when that is set. ultralytics' settings
+and fonts go to a per-process temporary folder (yolo_env.py). Nothing goes to HOME or the CWD.
 """
 
 from __future__ import annotations
@@ -219,7 +221,7 @@ class YOLOBackend(Backend):
         if stop_after == 0:
             return {"iterations": 0, "seconds": 0.0, "loss": None}
         start = time.perf_counter()
-        with workdir() as work, session(verbose=control.progress):
+        with workdir(self.workdir) as work, session(verbose=control.progress):
             trainer = trainer_class()(overrides={
                 **args, "model": self.config.model, "data": str(export_training_set(
                     data, work / "data", self.n_classes, copies)),

@@ -142,18 +142,27 @@ def trainer_arguments(control: TrainControl, n_images: int,
 
 
 @contextmanager
-def workdir():
-    """A folder for one fit: under $HARNESS_WORKDIR (kept) or a temporary one (removed)."""
+def workdir(base: Path | None = None):
+    """A folder for one fit: under $HARNESS_WORKDIR (kept, for inspection), else under `base`
+    (the run's work/ folder in a campaign) or the system's temporary folder, removed after the
+    fit. Folders of fits that a kill interrupted are removed from `base` first: one run is
+    one process, so none of them is still in use."""
     root = workdir_root()
     if root is not None:
         root.mkdir(parents=True, exist_ok=True)
         yield Path(tempfile.mkdtemp(prefix="yolo-fit-", dir=root))
         return
-    path = Path(tempfile.mkdtemp(prefix="harness-yolo-fit-"))
+    if base is not None:
+        base.mkdir(parents=True, exist_ok=True)
+        for stale in base.glob("yolo-fit-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+    path = Path(tempfile.mkdtemp(prefix="yolo-fit-", dir=base))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+        if base is not None and not any(base.iterdir()):
+            base.rmdir()
 
 
 @functools.cache

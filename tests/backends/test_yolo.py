@@ -269,3 +269,33 @@ def test_a_campaign_checks_yolo_weights_and_options_before_any_run_folder(tmp_pa
     with pytest.raises(ConfigError, match="--no-pseudo-negatives"):
         Campaign.build(resolve(None, pseudo_negatives=False, **tiny), echo=None)
     assert not out.exists()
+
+
+def test_a_campaign_keeps_ultralytics_working_files_in_its_run_folder(tmp_path, monkeypatch):
+    """Each fit exports under <run>/work/ and removes it afterwards; a fit folder a kill left
+    behind is cleared by the next fit."""
+    import harness.backends.yolo_train as yolo_train
+    from harness.config import resolve
+    from harness.loop import run_campaign
+
+    monkeypatch.delenv("HARNESS_WORKDIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    seen, export = [], yolo_train.export_training_set
+
+    def recording(data, root, *args, **kwargs):
+        seen.append((Path(root), sorted(p.name for p in Path(root).parents[1].iterdir())))
+        return export(data, root, *args, **kwargs)
+
+    monkeypatch.setattr(yolo_train, "export_training_set", recording)
+    cfg = resolve(None, dataset="digits", pool_size=12, test_size=2, cycles=1, train_iters=1,
+                  initial_train_iters=1, backend="yolo", strategy="random", initial="50%",
+                  cycle_budget="20%", out=str(tmp_path / "runs"))
+    run_dir = cfg.run_dir()
+    (run_dir / "work" / "yolo-fit-killed").mkdir(parents=True)  # a kill's leftover
+    run_campaign(cfg, echo=lambda *_: None, progress=False)
+    assert len(seen) == 2  # cycle 0 and cycle 1
+    for root, siblings in seen:
+        assert root.parent.parent == run_dir / "work" and root.name == "data"
+        assert siblings == [root.parent.name]  # the leftover was cleared
+    assert not (run_dir / "work").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]

@@ -149,10 +149,13 @@ def workdir(base: Path | None = None):
     one process, so none of them is still in use."""
     root = workdir_root()
     if root is not None:
+        root = root.resolve()
         root.mkdir(parents=True, exist_ok=True)
         yield Path(tempfile.mkdtemp(prefix="yolo-fit-", dir=root))
         return
     if base is not None:
+        # absolute: ultralytics files a relative `project` under its own runs/detect/ in the CWD
+        base = Path(base).resolve()
         base.mkdir(parents=True, exist_ok=True)
         for stale in base.glob("yolo-fit-*"):
             shutil.rmtree(stale, ignore_errors=True)

@@ -272,8 +272,8 @@ def test_a_campaign_checks_yolo_weights_and_options_before_any_run_folder(tmp_pa
 
 
 def test_a_campaign_keeps_ultralytics_working_files_in_its_run_folder(tmp_path, monkeypatch):
-    """Each fit exports under <run>/work/ and removes it afterwards; a fit folder a kill left
-    behind is cleared by the next fit."""
+    """Each fit exports under <run>/work/ and removes it afterwards, with --out relative to
+    the CWD as users give it; a fit folder a kill left behind is cleared by the next fit."""
     import harness.backends.yolo_train as yolo_train
     from harness.config import resolve
     from harness.loop import run_campaign
@@ -289,8 +289,8 @@ def test_a_campaign_keeps_ultralytics_working_files_in_its_run_folder(tmp_path, 
     monkeypatch.setattr(yolo_train, "export_training_set", recording)
     cfg = resolve(None, dataset="digits", pool_size=12, test_size=2, cycles=1, train_iters=1,
                   initial_train_iters=1, backend="yolo", strategy="random", initial="50%",
-                  cycle_budget="20%", out=str(tmp_path / "runs"))
-    run_dir = cfg.run_dir()
+                  cycle_budget="20%", out="results")  # relative, as users give it
+    run_dir = cfg.run_dir().resolve()
     (run_dir / "work" / "yolo-fit-killed").mkdir(parents=True)  # a kill's leftover
     run_campaign(cfg, echo=lambda *_: None, progress=False)
     assert len(seen) == 2  # cycle 0 and cycle 1
@@ -298,4 +298,5 @@ def test_a_campaign_keeps_ultralytics_working_files_in_its_run_folder(tmp_path, 
         assert root.parent.parent == run_dir / "work" and root.name == "data"
         assert siblings == [root.parent.name]  # the leftover was cleared
     assert not (run_dir / "work").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    # nothing else in the CWD (ultralytics files a relative project under ./runs/detect/)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]

@@ -28,6 +28,7 @@ loss-prediction module). A backend trains each when asked and declares the capab
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 from dataclasses import asdict, dataclass, field
@@ -223,12 +224,18 @@ class Backend:
         require(self.name, self.capabilities, "this prediction request", needs)
 
 
+@functools.cache
 def code_digest(backend_cls: type) -> str:
     """sha256 of every Python file in the package the backend class is defined in (for the
     built-in ones, harness/backends/): its modules import each other lazily, so no import
-    graph names them all, and a stale cycle-0 model costs more than a needless retrain."""
+    graph names them all, and a stale cycle-0 model costs more than a needless retrain.
+    Read once per process: the code a process runs is the code it first read, so editing a
+    file while a compare runs does not split its runs over two cycle-0 models."""
+    module = sys.modules[backend_cls.__module__]
+    files = (sorted(_backend_folder(backend_cls).glob("*.py")) if "." in module.__name__
+             else [Path(module.__file__)])  # a top-level module (a plug-in): that file alone
     digest = hashlib.sha256()
-    for path in sorted(_backend_folder(backend_cls).glob("*.py")):
+    for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 

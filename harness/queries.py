@@ -69,6 +69,11 @@ class Queries:
                    as_boxes(boxes), np.asarray(labels, np.int64).reshape(-1),
                    np.broadcast_to(np.asarray(then_class, bool), (n,)).copy())
 
+    def then(self, more: "Queries") -> "Queries":
+        """These questions, then `more`, in that order."""
+        return Queries(*(np.concatenate([getattr(self, f), getattr(more, f)])
+                         for f in ("kind", "image", "pred", "boxes", "labels", "then_class")))
+
     def take(self, idx) -> "Queries":
         return Queries(self.kind[idx], self.image[idx], self.pred[idx], self.boxes[idx],
                        self.labels[idx], self.then_class[idx])

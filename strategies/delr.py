@@ -29,6 +29,12 @@ lower than a softmax's, so fewer boxes pass tau = 0.7 there; when none is left t
 cycle's unspent seconds carry over and the last cycle ends below its budget (measured: 10.4 of
 13.0 h on RetinaNet, digits). `--tau` lowers it; the paper keeps 0.7 on RetinaNet.
 
+`fallback` (not in the paper, off by default): 'full_image' appends, after every box
+question, full annotation of the images that are not complete and not asked about this cycle,
+in random order, so hours the confident boxes cannot use still buy labels (the loop asks in
+order until the budget ends). With a weak detector the paper's rule leaves most of a cycle's
+budget unspent (measured on YOLO, digits: 0.35 of 6.5 h in two cycles).
+
 On a detector with one head (YOLO) the second answer cannot come from another head: `view`
 'auto' (the default) then takes head 1's own answer on the flipped image (view `flip`, the
 mirrored anchor), so u_loc and u_cls measure flip inconsistency only, not the two heads'
@@ -94,7 +100,8 @@ class DeLR(Strategy):
 
     @classmethod
     def params(cls):
-        return {"coords": "xywh", "skip_score": 0.9, "skip_quantile": 0.5, "view": "auto"}
+        return {"coords": "xywh", "skip_score": 0.9, "skip_quantile": 0.5, "view": "auto",
+                "fallback": "none"}
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -102,6 +109,10 @@ class DeLR(Strategy):
             from harness.errors import ConfigError
 
             raise ConfigError(f"delr view {self.view!r}: use auto, head2/flip or flip")
+        if self.fallback not in ("none", "full_image"):
+            from harness.errors import ConfigError
+
+            raise ConfigError(f"delr fallback {self.fallback!r}: use none or full_image")
         if self.view == "flip":
             self._use_flip_only()
 
@@ -129,13 +140,18 @@ class DeLR(Strategy):
     def select(self, state: PoolState, preds: PoolPredictions, rng) -> Queries:
         rows = state.open_detections(preds)
         if len(rows) == 0:
-            return Queries.boxes_of(QueryKind.VERIFY_BOX, [], [], np.zeros((0, 4)), [])
-        u_loc, u_cls, top = self.uncertainties(state, preds, rows)
-        trusted = (top > self.skip_score) & (u_cls < np.quantile(u_cls, self.skip_quantile))
-        order = self.order(u_loc, rng)
-        rows, trusted = rows[order], trusted[order]
-        return Queries.boxes_of(QueryKind.VERIFY_BOX, preds.image[rows], rows, preds.boxes[rows],
-                                preds.labels[rows], then_class=~trusted)
+            boxes = Queries.boxes_of(QueryKind.VERIFY_BOX, [], [], np.zeros((0, 4)), [])
+        else:
+            u_loc, u_cls, top = self.uncertainties(state, preds, rows)
+            trusted = (top > self.skip_score) & (u_cls < np.quantile(u_cls, self.skip_quantile))
+            order = self.order(u_loc, rng)
+            rows, trusted = rows[order], trusted[order]
+            boxes = Queries.boxes_of(QueryKind.VERIFY_BOX, preds.image[rows], rows,
+                                     preds.boxes[rows], preds.labels[rows], then_class=~trusted)
+        if self.fallback == "none":
+            return boxes
+        rest = np.setdiff1d(np.nonzero(~state.labels.fully_annotated)[0], boxes.image)
+        return boxes.then(Queries.images(QueryKind.FULL_IMAGE, rng.permutation(rest)))
 
 
 @register("delr-random")

@@ -62,10 +62,10 @@ from harness.backends.checkpoint import load_checkpoint, save_atomic
 from harness.backends.dual_rcnn import flipped_batch
 from harness.backends.extra_heads import valid_mean
 from harness.backends.frcnn import _load_backbone_weights, _resolve_weights
-from harness.backends.sigmoid_probs import sigmoid_distribution
 from harness.backends.rcnn_objectives import (check_extras_trained,
                                               fit_with_objectives, predict_extras)
 from harness.backends.retinanet_config import PRESETS, RetinaNetConfig, build_model
+from harness.backends.sigmoid_probs import sigmoid_distribution
 from harness.backends.training import predict_in_batches
 from harness.boxes import hflip
 from harness.datasets.base import ImageSet

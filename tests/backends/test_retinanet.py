@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from harness.backends.anchors import CentredAnchors
-from harness.backends.sigmoid_probs import sigmoid_distribution
 from harness.backends.base import TrainControl, TrainingSet
 from harness.backends.dual_rcnn import flipped_batch
 from harness.backends.rcnn_objectives import DetectorObjective
 from harness.backends.retinanet import RetinaNetBackend
+from harness.backends.sigmoid_probs import sigmoid_distribution
 from harness.backends.training import image_tensor, load_batch
 from harness.boxes import hflip
 from harness.datasets.digits import DigitsConfig, build_digits

@@ -167,3 +167,21 @@ def test_on_a_one_head_backend_delr_uses_the_flip_view_and_says_what_it_needs():
     assert list(q.pred) == [0, 1]
     with pytest.raises(Exception, match="view"):
         DeLR(view="head3")
+
+
+def test_fallback_full_image_spends_what_the_boxes_cannot_after_every_box_question():
+    p = [[0.95, 0.02, 0.01], [0.5, 0.3, 0.1], [0.9, 0.05, 0.0]]
+    preds = make([BOX] * 3, [BOX] * 3, p, p, image=[0, 1, 2], n_images=5)
+    labels = LabelTable.empty(5).mark([3], 0, full=True)  # image 3 is complete
+    plain = DeLR().select(state(preds, labels), preds, np.random.default_rng(0))
+    q = DeLR(fallback="full_image").select(state(preds, labels), preds, np.random.default_rng(0))
+    n = len(plain)
+    assert list(q.pred[:n]) == list(plain.pred) == [0, 2]  # the paper's questions come first
+    assert np.all(q.kind[n:] == QueryKind.FULL_IMAGE)
+    # images not complete and not asked about: 1 (only a box below tau) and 4 (no detection)
+    assert sorted(q.image[n:]) == [1, 4]
+    none = make(np.zeros((0, 4)), np.zeros((0, 4)), np.zeros((0, 3)), np.zeros((0, 3)), n_images=2)
+    q = DeLR(fallback="full_image").select(state(none), none, np.random.default_rng(0))
+    assert np.all(q.kind == QueryKind.FULL_IMAGE) and sorted(q.image) == [0, 1]
+    with pytest.raises(Exception, match="fallback"):
+        DeLR(fallback="clicks")

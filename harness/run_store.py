@@ -1,6 +1,7 @@
 """A run folder on disk, written so that a kill at any moment loses at most the cycle in flight.
 
     config.yaml          the resolved config
+    environment.yaml     the library versions it computed with (harness/environment.py)
     cycles.csv           one row per completed cycle
     actions.parquet      one row per annotator action
     confusion.parquet    per cycle, the test-set class confusion (cycle, true, predicted, count)
@@ -33,6 +34,7 @@ import pandas as pd
 import yaml
 
 from harness.config import RunConfig, save_config
+from harness.environment import record as record_environment
 from harness.errors import HarnessError
 from harness.io import atomic_path, write_csv_atomic, write_parquet_atomic, write_text_atomic
 from harness.labels import LabelTable
@@ -63,6 +65,7 @@ class RunStore:
                     "with its own config (python -m harness resume DIR), or choose another "
                     "--experiment or --out")
         save_config(cfg, path)
+        record_environment(self.dir / "environment.yaml")
 
     # -- progress ------------------------------------------------------------------------
     def progress(self) -> dict | None:

@@ -1,10 +1,11 @@
 """The library versions a run computes with, kept beside its results.
 
-A run repeats to the last digit in one environment, not across library versions: the same
-code gave AP50 0.456 and 0.480 at cycle 0 of the default job a week apart, with every pin
-equal but the unpinned libraries (numpy, Pillow, scikit-learn, faster-coco-eval) newer. So
-each run folder keeps `environment.yaml`: the versions it started with, and each other set
-a resume computed with (a warning says so when that happens).
+A run repeats to the last digit in one environment, not across environments: the same code
+gave AP50 0.456 and 0.480 at cycle 0 of the default job a week apart, with every pin equal
+but newer unpinned libraries (numpy, Pillow, scikit-learn, faster-coco-eval), on a machine
+that may have had another CPU (its kernels choose the order of float sums). So each run
+folder keeps `environment.yaml`: the versions and CPU it started with, and each other set a
+resume computed with (a warning says so when that happens).
 """
 
 from __future__ import annotations
@@ -24,8 +25,28 @@ PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pillow", "scikit-learn", 
             "pyarrow", "faster-coco-eval", "opencv-python", "ultralytics")
 
 
+# vector extensions that decide which kernels torch and numpy run (a virtual machine's model
+# name is often just "Intel(R) Xeon(R) Processor")
+SIMD = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile",
+        "asimd", "sve")
+
+
+def cpu_model() -> str:
+    """'<model name> [<vector extensions>]' from /proc/cpuinfo, or what platform knows."""
+    try:
+        info = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    field = lambda name: next((line.split(":", 1)[1].strip() for line in info  # noqa: E731
+                               if line.split(":", 1)[0].strip().lower() == name), "")
+    flags = set((field("flags") or field("features")).split())
+    model = field("model name") or platform.processor() or platform.machine()
+    return f"{model} [{' '.join(f for f in SIMD if f in flags)}]"
+
+
 def current() -> dict[str, str]:
-    env = {"python": platform.python_version(), "machine": platform.machine()}
+    env = {"python": platform.python_version(), "machine": platform.machine(),
+           "cpu": cpu_model()}
     for name in PACKAGES:
         try:
             env[name] = version(name)

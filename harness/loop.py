@@ -107,8 +107,11 @@ class Campaign:
         backend_cls = BACKENDS.get(cfg.backend)
         strategy.adapt(backend_cls.capabilities)
         require(cfg.backend, backend_cls.capabilities, cfg.strategy, strategy.needs)
-        if cfg.weights:  # a bad weights file must fail here, before a run folder exists
-            backend_cls.check_weights(cfg.weights)
+        # a bad weights file (given, or the preset's own, e.g. paper's ImageNet backbone)
+        # must fail here, before a run folder exists
+        weights = cfg.weights or getattr(backend_cls.preset_config(cfg.preset), "weights", None)
+        if weights:
+            backend_cls.check_weights(weights)
         ds, pool, test = pool_and_test(cfg)
         oracle = ORACLES.get(cfg.oracle)(pool, delta_pos=cfg.delta_pos, delta_bg=cfg.delta_bg)
         labelled_objects = int((~pool.ignore).sum())

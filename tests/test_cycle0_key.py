@@ -64,3 +64,4 @@ def test_every_backend_has_an_identity_per_preset(name):
         assert identity["config"] and identity["code"] and identity["checkpoint_format"]
     with pytest.raises(ConfigError, match="unknown .* preset 'nope'; known: cpu"):
         cls.identity("nope")
+

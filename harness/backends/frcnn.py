@@ -102,6 +102,13 @@ def _resolve_weights(weights: str) -> Path:
         "to train from scratch. Nothing is downloaded.")
 
 
+def check_backbone_weights(weights: str) -> None:
+    """What Backend.check_weights asks, for a torchvision backbone: "imagenet" resolves to its
+    local checkpoint, "none" trains from scratch, anything else is a readable local file."""
+    if weights != "none":
+        load_checkpoint(_resolve_weights(weights))
+
+
 def _one_detector(cfg: FRCNNConfig, n_classes: int) -> FasterRCNN:
     common = dict(min_size=cfg.min_size, max_size=cfg.max_size, box_score_thresh=cfg.score_thresh,
                   box_detections_per_img=cfg.detections_per_img)
@@ -160,10 +167,7 @@ class FasterRCNNBackend(Backend):
     presets = PRESETS
     checkpoint_format = FORMAT
 
-    @classmethod
-    def check_weights(cls, weights: str) -> None:
-        if weights != "none":
-            load_checkpoint(_resolve_weights(weights))
+    check_weights = staticmethod(check_backbone_weights)
 
     def __init__(self, n_classes: int, config: FRCNNConfig | str = "cpu", seed: int = 0,
                  **overrides):

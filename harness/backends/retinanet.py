@@ -61,7 +61,8 @@ from harness.backends.base import (
 from harness.backends.checkpoint import load_checkpoint, save_atomic
 from harness.backends.dual_rcnn import flipped_batch
 from harness.backends.extra_heads import valid_mean
-from harness.backends.frcnn import _load_backbone_weights, _resolve_weights
+from harness.backends.frcnn import (_load_backbone_weights, _resolve_weights,
+                                    check_backbone_weights)
 from harness.backends.rcnn_objectives import (check_extras_trained,
                                               fit_with_objectives, predict_extras)
 from harness.backends.retinanet_config import PRESETS, RetinaNetConfig, build_model
@@ -87,10 +88,7 @@ class RetinaNetBackend(Backend):
     presets = PRESETS
     checkpoint_format = FORMAT
 
-    @classmethod
-    def check_weights(cls, weights: str) -> None:
-        if weights != "none":
-            load_checkpoint(_resolve_weights(weights))
+    check_weights = staticmethod(check_backbone_weights)
 
     def __init__(self, n_classes: int, config: RetinaNetConfig | str = "cpu", seed: int = 0,
                  **overrides):

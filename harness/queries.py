@@ -6,7 +6,7 @@ and applies them with vectorised numpy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import IntEnum
 
 import numpy as np
@@ -71,12 +71,11 @@ class Queries:
 
     def then(self, more: "Queries") -> "Queries":
         """These questions, then `more`, in that order."""
-        return Queries(*(np.concatenate([getattr(self, f), getattr(more, f)])
-                         for f in ("kind", "image", "pred", "boxes", "labels", "then_class")))
+        return Queries(*(np.concatenate([getattr(self, f.name), getattr(more, f.name)])
+                         for f in fields(self)))
 
     def take(self, idx) -> "Queries":
-        return Queries(self.kind[idx], self.image[idx], self.pred[idx], self.boxes[idx],
-                       self.labels[idx], self.then_class[idx])
+        return Queries(*(getattr(self, f.name)[idx] for f in fields(self)))
 
 
 ACTION_COLUMNS = ("query", "image", "kind", "outcome", "iou", "seconds")

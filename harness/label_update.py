@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from harness.boxes import best_match
@@ -9,7 +11,7 @@ from harness.labels import LabelTable, Provenance
 from harness.predictions import PoolPredictions
 from harness.queries import Queries, QueryKind
 from harness.weak_labels import boxes_for_points
-from oracles.base import CORRECT, DROP, KEEP, Answers
+from oracles.base import CORRECT, DROP, KEEP, UNUSED, Answers
 
 
 def apply_answers(labels: LabelTable, rejected: LabelTable, queries: Queries, answers: Answers,
@@ -49,20 +51,53 @@ def apply_answers(labels: LabelTable, rejected: LabelTable, queries: Queries, an
                                    Provenance.EXTREME_CLICK)
     weak = np.isin(queries.kind, (QueryKind.CLICK, QueryKind.POINT))
     if weak.any():
-        if preds is None:
-            raise ValueError("clicks and points need the detections they were asked from")
-        drawn = weak[answers.drawn_query]
-        img = queries.image[answers.drawn_query[drawn]]
-        lab = answers.drawn_labels[drawn]
-        row = boxes_for_points(img, answers.drawn_points[drawn], lab, preds)
-        ok = row >= 0
-        labels = labels.with_boxes(img[ok], preds.boxes[row[ok]], lab[ok], Provenance.CLICK)
+        row = weak_rows(queries, answers, preds)
+        ok = row >= 0  # the others are paid for but give nothing (mark_unused_weak_labels)
+        img = queries.image[answers.drawn_query[ok]]
+        labels = labels.with_boxes(img, preds.boxes[row[ok]], answers.drawn_labels[ok],
+                                   Provenance.CLICK)
         labels = labels.mark(queries.image[weak], cycle, full=False)
     rejected = rejected.with_boxes(queries.image[drop], queries.boxes[drop], queries.labels[drop],
                                    Provenance.PSEUDO)
     labels = labels.mark(queries.image[vb], cycle, full=False)
     labels = labels.mark(np.concatenate([full_images, ec_images]), cycle, full=True)
     return labels, rejected
+
+
+def weak_rows(queries: Queries, answers: Answers, preds: PoolPredictions | None) -> np.ndarray:
+    """(D,) the detection row each drawn click / point becomes (-1: none contains it, or not a
+    weak label; see harness/weak_labels.py)."""
+    rows = np.full(len(answers.drawn_query), -1, np.int64)
+    weak = np.isin(queries.kind, (QueryKind.CLICK, QueryKind.POINT))[answers.drawn_query]
+    if weak.any():
+        if preds is None:
+            raise ValueError("clicks and points need the detections they were asked from")
+        rows[weak] = boxes_for_points(queries.image[answers.drawn_query[weak]],
+                                      answers.drawn_points[weak], answers.drawn_labels[weak],
+                                      preds)
+    return rows
+
+
+def mark_unused_weak_labels(queries: Queries, answers: Answers,
+                            preds: PoolPredictions | None) -> Answers:
+    """The answers with each click / point action that gives no training box marked UNUSED.
+
+    The annotator clicked and was paid; the object stays unlabelled on its (incomplete)
+    image, because no detection of the model that asked contains the point. The mark makes
+    that visible in actions.parquet and in cycles.csv (`weak_labels_unused`) instead of
+    silent. Actions and drawn rows of clicks and points are both in query order, objects in
+    the oracle's order, so they pair one to one."""
+    weak_kind = np.isin(queries.kind, (QueryKind.CLICK, QueryKind.POINT))
+    if not weak_kind.any():
+        return answers
+    drawn = weak_kind[answers.drawn_query]
+    acts = np.nonzero(np.isin(answers.action_kind, ("click", "point")))[0]
+    if not np.array_equal(answers.action_query[acts], answers.drawn_query[drawn]):
+        raise ValueError("click / point actions do not pair with the drawn points")
+    unused = weak_rows(queries, answers, preds)[drawn] < 0
+    outcome = answers.action_outcome.copy()
+    outcome[acts[unused]] = UNUSED
+    return replace(answers, action_outcome=outcome)
 
 
 def settled(preds: PoolPredictions, labels: LabelTable, rejected: LabelTable,

@@ -22,7 +22,7 @@ import json
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -40,14 +40,15 @@ from harness.datasets import load_dataset
 from harness.datasets.base import Dataset, ImageSet
 from harness.evaluation import evaluate
 from harness.io import file_lock, write_text_atomic
-from harness.label_update import apply_answers, settled, with_pseudo_labels
+from harness.label_update import (apply_answers, mark_unused_weak_labels, settled,
+                                  with_pseudo_labels)
 from harness.labels import LabelTable
 from harness.pseudo_quality import pseudo_label_quality
 from harness.queries import Queries, QueryKind, actions_frame
 from harness.registry import BACKENDS, ORACLES, STRATEGIES
 from harness.run_store import RunStore
 from oracles.base import answers_prefix
-from strategies.base import PoolState
+from strategies.base import PoolState, deployment_view
 
 STREAM_INITIAL, STREAM_STRATEGY, STREAM_ORACLE, STREAM_COST = 0, 1, 2, 3
 SUBSAMPLE_SEED = 0  # --pool-size / --test-size draw the same images for every run seed
@@ -256,20 +257,24 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
     s = camp.strategy
     preds = predict_pool(camp, backend, labels, last)
     known = settled(preds, labels, rejected)
-    quality = pseudo_label_quality(camp.pool, np.arange(len(camp.pool)), preds.image, preds.boxes,
-                                   preds.labels, preds.scores, cfg.tau)
+    open_rows = ~labels.fully_annotated[preds.image]  # pseudo labels live on these images only
+    quality = pseudo_label_quality(camp.pool, np.arange(len(camp.pool)), preds.image[open_rows],
+                                   preds.boxes[open_rows], preds.labels[open_rows],
+                                   preds.scores[open_rows], cfg.tau)
     if initial_actions is not None:
         store.save_initial_actions(initial_actions)
     row = cycle_row(camp, cycle, labels, spent, metrics, quality, log, time.perf_counter() - t0)
-    history = store.rows_until(cycle)
-    row.update({f"strategy_{k}": v for k, v in s.report(preds, history).items()})
+    # a strategy sees what a deployment would know: no test AP, no pseudo-label quality
+    history = tuple(deployment_view(r) for r in store.rows_until(cycle))
+    allowance = camp.budget + carry
+    state = PoolState(cycle, labels, np.stack([camp.pool.widths, camp.pool.heights], 1)
+                      .astype(np.float32), known, cfg.tau, allowance, dict(camp.cost.table),
+                      history=history, budget_unit=cfg.budget_unit)
+    row.update({f"strategy_{k}": v for k, v in s.report(state, preds).items()})
     actions = [initial_actions] if initial_actions is not None else []
     if not last:
         trace("query", cycle)
-        allowance = camp.budget + carry
-        state = PoolState(cycle, labels, np.stack([camp.pool.widths, camp.pool.heights], 1)
-                          .astype(np.float32), known, cfg.tau, allowance, dict(camp.cost.table),
-                          history=(*history, row))
+        state = replace(state, history=(*history, deployment_view(row)))
         queries = s.select(state, preds, rng_for(cfg.seed, cycle, STREAM_STRATEGY))
         answers = camp.oracle.answer(queries, rng_for(cfg.seed, cycle, STREAM_ORACLE))
         seconds = camp.cost.seconds(answers.action_kind, rng_for(cfg.seed, cycle, STREAM_COST))
@@ -277,6 +282,7 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
         n = affordable_prefix(cost, allowance)
         seconds = seconds[answers.action_query < n]
         queries, answers = queries.take(np.arange(n)), answers_prefix(answers, n)
+        answers = mark_unused_weak_labels(queries, answers, preds)
         labels, rejected = apply_answers(labels, rejected, queries, answers, cycle + 1, preds)
         if s.pseudo_labels:
             labels = with_pseudo_labels(labels, preds, settled(preds, labels, rejected), cfg.tau)
@@ -298,15 +304,17 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
 
 def predict_pool(camp: Campaign, backend, labels: LabelTable, last: bool):
     """What the strategy needs of the pool: nothing for a strategy that ignores predictions;
-    every image when it asks for per-image extras (e.g. features of labelled images); else
-    only the images not yet fully annotated (the others can be neither asked nor pseudo-labelled)."""
+    every image when it asks for per-image extras (e.g. features of labelled images) or says
+    it `predicts_labelled` (CDAL's contexts of the labelled set); else only the images not yet
+    fully annotated (the others can be neither asked nor pseudo-labelled)."""
     s, n = camp.strategy, len(camp.pool)
     if not s.uses_predictions:
         from harness.predictions import PoolPredictions
 
         return PoolPredictions.empty(n, len(camp.dataset.classes))
     views, extras = ((), ()) if last else (s.views, s.extras)
-    indices = np.arange(n) if extras else np.nonzero(~labels.fully_annotated)[0]
+    every_image = not last and (bool(extras) or s.predicts_labelled)
+    indices = np.arange(n) if every_image else np.nonzero(~labels.fully_annotated)[0]
     preds = backend.predict(camp.pool, indices, views=views, extras=extras,
                             progress=camp.progress)
     return preds.reindexed(indices, n)
@@ -336,6 +344,8 @@ def cycle_row(camp: Campaign, cycle, labels: LabelTable, spent, metrics, quality
         "classes_verified": int(kinds.get("verify_class", 0)),
         "classes_fixed": outcome("verify_class", "fix"),
         "full_images": int(kinds.get("full_image", 0)),
+        # clicks and points paid for that no detection could turn into a box
+        "weak_labels_unused": outcome("click", "unused") + outcome("point", "unused"),
         "train_boxes_human": len(labels) - counts["pseudo"], "train_boxes_pseudo": counts["pseudo"],
         "ap50": metrics.ap50, "ap": metrics.ap, "voc07_ap50": metrics.voc07_ap50,
         "train_iterations": log.get("iterations", 0), "cycle_seconds": seconds,

@@ -86,6 +86,7 @@ def actions_frame(query, image, kind, outcome, iou, seconds) -> pd.DataFrame:
 
     query: index of the query answered; image: pool index; kind: one of ACTION_KINDS;
     outcome: e.g. keep | drop | correct for verify_box, keep | fix for verify_class, done;
+    unused for a click or point no detection could turn into a box (paid, gave nothing);
     iou: the IoU the annotator judged (NaN where none); seconds: the price of the action.
     """
     return pd.DataFrame({

@@ -9,8 +9,11 @@ import numpy as np
 from harness.queries import Queries
 
 # verdict codes (int8 columns; strings only in the written log)
-NONE, KEEP, DROP, CORRECT, FIX, DONE = -1, 0, 1, 2, 3, 4
-OUTCOME_NAMES = {KEEP: "keep", DROP: "drop", CORRECT: "correct", FIX: "fix", DONE: "done"}
+# UNUSED: a click or point the annotator made (and was paid for) that no detection could
+# turn into a training box (set by harness.label_update.mark_unused_weak_labels)
+NONE, KEEP, DROP, CORRECT, FIX, DONE, UNUSED = -1, 0, 1, 2, 3, 4, 5
+OUTCOME_NAMES = {KEEP: "keep", DROP: "drop", CORRECT: "correct", FIX: "fix", DONE: "done",
+                 UNUSED: "unused"}
 
 
 @dataclass(frozen=True)

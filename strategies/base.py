@@ -32,7 +32,11 @@ class PoolState:
     0.5), so it is not asked again; budget: this cycle's budget in the run's unit;
     prices: the cost model's typical seconds per action kind; history: the cycle rows so far
     (what `cycles.csv` will hold), the last one this cycle's, with any `strategy_*` statistics
-    the strategy reported: how a strategy remembers across cycles and survives a resume.
+    the strategy reported: how a strategy remembers across cycles and survives a resume. Only
+    what a real deployment would know reaches it (`deployment_view`): spent hours, label and
+    action counts, its own statistics; never test-set AP nor pseudo-label quality measured
+    against the pool's hidden ground truth. budget_unit: what `budget` counts (seconds |
+    images | boxes).
     """
 
     cycle: int
@@ -43,6 +47,22 @@ class PoolState:
     budget: float
     prices: Mapping[str, float]
     history: Sequence[Mapping[str, object]] = ()
+    budget_unit: str = "seconds"
+
+    def affordable_images(self, spare: int = 8) -> int:
+        """About how many full images this cycle's budget buys, plus `spare`: how long a
+        ranked list a strategy that must build its picks one by one (k-center greedy) needs.
+        Seconds at the full-image price; images as they are; boxes at the mean number of
+        boxes of the images annotated so far (what a deployment knows of its data)."""
+        if self.budget_unit == "images":
+            n = self.budget
+        elif self.budget_unit == "boxes":
+            full = self.labels.fully_annotated
+            per_image = full[self.labels.image].sum() / max(full.sum(), 1)
+            n = self.budget / max(per_image, 1e-9)
+        else:
+            n = self.budget / max(self.prices.get("full_image", 1.0), 1e-9)
+        return int(np.ceil(n)) + spare
 
     @property
     def unlabeled(self) -> np.ndarray:
@@ -68,6 +88,9 @@ class Strategy:
     objectives: tuple[str, ...] = ()
     pseudo_labels: bool = False
     uses_predictions: bool = True  # False: the pool is not even predicted (random images)
+    # True: the labelled images are predicted too (CDAL's k-center starts from their
+    # contexts); a strategy asking for per-image `extras` gets every image anyway
+    predicts_labelled: bool = False
 
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.params()))
@@ -98,10 +121,27 @@ class Strategy:
                rng: np.random.Generator) -> Queries:
         raise NotImplementedError
 
-    def report(self, preds: PoolPredictions, history: Sequence[Mapping[str, object]]) -> dict:
+    def report(self, state: PoolState, preds: PoolPredictions) -> dict:
         """Numbers or short strings to record in this cycle's row as `strategy_<name>` (default
-        none); `history` holds the earlier cycles' rows. Called before `select`, every cycle."""
+        none); `state.history` holds the earlier cycles' rows (deployment view). Called before
+        `select`, every cycle, the last included."""
         return {}
+
+
+# the columns of a cycle row a real deployment knows: money and labels spent, never how
+# good the model is on held-out ground truth nor how right its pseudo labels are
+DEPLOYMENT_COLUMNS = frozenset({
+    "strategy", "seed", "cycle", "hours", "images_labeled", "images_full", "labeled_fraction",
+    "boxes_verified", "boxes_kept", "boxes_corrected", "boxes_dropped", "classes_verified",
+    "classes_fixed", "full_images", "weak_labels_unused", "train_boxes_human",
+    "train_boxes_pseudo", "train_iterations", "cycle_seconds"})
+
+
+def deployment_view(row: Mapping[str, object]) -> dict:
+    """A cycle row as a strategy may see it: the deployment columns and the strategy's own
+    `strategy_*` statistics. A whitelist, so a column added later stays hidden until someone
+    decides a deployment would know it."""
+    return {k: v for k, v in row.items() if k in DEPLOYMENT_COLUMNS or k.startswith("strategy_")}
 
 
 register = STRATEGIES.register

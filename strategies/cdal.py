@@ -1,23 +1,40 @@
 """CDAL: contextual diversity for active learning (Agarwal et al., ECCV 2020), CDAL-CS variant.
 
-Each image gets one context vector per class c: the average of the class distributions of the
-detections predicted as c, each weighted by its entropy (an uncertain detection says more
-about the confusion around it):  P_I^c = (1 / |R_c|) sum_{r in R_c} H(p_r) p_r.
-The distance between two images is the symmetric KL divergence of their context vectors,
-summed over the classes both contain. Images are chosen by k-center greedy on that distance,
-starting from the labelled set (the paper's CDAL-CS; the RL selector is not implemented).
+An image's context is what its detector's confusion looks like: the class distributions of its
+detections, each weighted by its entropy (an uncertain detection says more about the
+confusion around it). Images are chosen by k-center greedy on the symmetric KL divergence
+between contexts, starting from the labelled set, whose contexts therefore come from
+predictions on the labelled images too (`predicts_labelled`).
 
-Departures: the paper works on a segmentation network's pixels and, for detection, on the
-detector's boxes; here the regions are the detections scoring at least `min_score`. Context
-vectors are renormalised to sum to one before the KL (the entropy weights do not), and a class
-absent from either image adds nothing to the distance. The greedy update only looks at the
-classes of the newly picked image, so a step costs N x (its classes) x (C + 1), not N x C^2.
+`context` chooses the paper's object:
+- 'image' (default, the official code's detection path, sharat29ag/CDAL preprocess.py and
+  rewards.py): one vector per image, the entropy-weighted average of all its detections'
+  class distributions, P_I = sum_r H(p_r) p_r / sum_r H(p_r); the distance is the symmetric
+  KL of the two vectors, 0.5 KL(P_I || P_J) + 0.5 KL(P_J || P_I).
+- 'per_class' (the paper's Eq. for segmentation, and CDAL_CS.py's k-center): one vector per
+  class c predicted in the image, P_I^c = (1 / |R_c|) sum_{r in R_c} H(p_r) p_r, renormalised;
+  the distance is the mean over the classes both images contain of the symmetric KL of their
+  vectors (the official `kl` skips a class missing from either image and averages the rest).
+  Two images that share no predicted class are at distance 0 here, so on data with one or
+  two classes per image (VOC) this variant picks close to at random.
+
+Departures, and why:
+- Regions: the detections scoring at least `min_score` (the official code takes all of SSD's
+  8,732 priors; a two-stage detector's detections are its regions). An image without any
+  gets the uniform distribution as context, the most uncertain one: the model names nothing
+  there.
+- Distributions are over the C classes plus background (the detector's own output).
+- The official k-center's first pick is random over all images; here every pick is the
+  farthest from the labelled set and the picks so far (the greedy rule itself), so the
+  selection is deterministic given the predictions; `rng` only breaks exact ties.
+- The RL selector (CDAL-RL) is not implemented.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from harness.errors import ConfigError
 from harness.queries import Queries, QueryKind
 from strategies.base import PoolState, Strategy, register
 from strategies.entropy import entropy
@@ -25,8 +42,19 @@ from strategies.entropy import entropy
 EPS = 1e-8
 
 
-def context_vectors(image, labels, probs, n_images, n_classes):
-    """-> (N, C, C + 1) entropy-weighted class contexts, and (N, C) bool: class present."""
+def image_contexts(image, probs, n_images) -> np.ndarray:
+    """(N, C + 1) entropy-weighted mean class distribution of each image's detections;
+    uniform where an image has none."""
+    h = entropy(probs)
+    ctx = np.zeros((n_images, probs.shape[1]), np.float64)
+    np.add.at(ctx, image, h[:, None] * probs)
+    total = ctx.sum(axis=1, keepdims=True)
+    ctx = np.where(total > 0, ctx / np.maximum(total, EPS), 1.0 / probs.shape[1])
+    return np.clip(ctx, EPS, 1.0)
+
+
+def class_contexts(image, labels, probs, n_images, n_classes):
+    """-> (N, C, C + 1) per-class entropy-weighted contexts, and (N, C) bool: class present."""
     w = entropy(probs)[:, None] * probs
     ctx = np.zeros((n_images, n_classes, probs.shape[1]), np.float64)
     np.add.at(ctx, (image, labels), w)
@@ -34,47 +62,73 @@ def context_vectors(image, labels, probs, n_images, n_classes):
     present[image, labels] = True
     total = ctx.sum(axis=2, keepdims=True)
     ctx = np.where(total > 0, ctx / np.maximum(total, EPS), 1.0 / probs.shape[1])
-    return np.clip(ctx, EPS, 1.0).astype(np.float32), present
+    return np.clip(ctx, EPS, 1.0), present
 
 
-def distance_to(ctx, present, j) -> np.ndarray:
-    """(N,) symmetric-KL distance of every image to image j over the classes both contain."""
+def symmetric_kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """0.5 KL(p || q) + 0.5 KL(q || p) over the last axis."""
+    return 0.5 * ((p - q) * (np.log(p) - np.log(q))).sum(axis=-1)
+
+
+def image_distance_to(ctx: np.ndarray, j: int) -> np.ndarray:
+    """(N,) symmetric KL of every image's context to image j's ('image' contexts)."""
+    return symmetric_kl(ctx, ctx[j][None])
+
+
+def class_distance_to(ctx, present, j) -> np.ndarray:
+    """(N,) mean symmetric KL over the classes each image shares with image j; 0 where it
+    shares none ('per_class' contexts)."""
     classes = np.nonzero(present[j])[0]
     if len(classes) == 0:
-        return np.zeros(len(ctx), np.float32)
-    p, q = ctx[:, classes], ctx[j, classes][None]
-    sym = 0.5 * ((p - q) * (np.log(p) - np.log(q))).sum(axis=2)  # KL(p||q) + KL(q||p), halved
-    return (sym * present[:, classes]).sum(axis=1)
+        return np.zeros(len(ctx))
+    both = present[:, classes]
+    sym = symmetric_kl(ctx[:, classes], ctx[j, classes][None])
+    return (sym * both).sum(axis=1) / np.maximum(both.sum(axis=1), 1)
+
+
+def k_center(distance_to, n_images: int, centers: np.ndarray, candidates: np.ndarray, k: int,
+             tie: np.ndarray) -> list[int]:
+    """k candidates, each the farthest (min distance to the centres and the picks so far)."""
+    min_d = np.full(n_images, np.inf)
+    for j in centers:
+        np.minimum(min_d, distance_to(j), out=min_d)
+    open_ = np.zeros(n_images, bool)
+    open_[candidates] = True
+    picked = []
+    for _ in range(min(k, len(candidates))):
+        j = int(np.argmax(np.where(open_, min_d + tie, -np.inf)))
+        picked.append(j)
+        open_[j] = False
+        np.minimum(min_d, distance_to(j), out=min_d)
+    return picked
 
 
 @register("cdal")
 class ContextualDiversity(Strategy):
-    """k-center greedy on symmetric KL between entropy-weighted per-class contexts (CDAL-CS)."""
+    """k-center greedy on the symmetric KL between entropy-weighted detection contexts (CDAL-CS)."""
 
     needs = frozenset({"class_probs"})
+    predicts_labelled = True
 
     @classmethod
     def params(cls):
-        return {"min_score": 0.05}
+        return {"min_score": 0.05, "context": "image"}
 
     def select(self, state: PoolState, preds, rng) -> Queries:
         keep = preds.scores >= self.min_score
-        ctx, present = context_vectors(preds.image[keep], preds.labels[keep],
-                                       preds.class_probs[keep], preds.n_images, preds.n_classes)
-        unlabeled = state.unlabeled
-        labeled = np.nonzero(state.labels.labeled_cycle >= 0)[0]
-        min_d = np.full(preds.n_images, np.inf, np.float32)
-        for j in labeled:
-            np.minimum(min_d, distance_to(ctx, present, j), out=min_d)
-        blocked = np.ones(preds.n_images, bool)
-        blocked[unlabeled] = False
-        k = int(np.ceil(state.budget / max(state.prices.get("full_image", 1.0), 1e-9))) + 8
-        picked = []
-        tie = rng.random(preds.n_images) * 1e-6  # images without detections: random order
-        for _ in range(min(k, len(unlabeled))):
-            score = np.where(blocked, -np.inf, min_d + tie)
-            j = int(np.argmax(score))
-            picked.append(j)
-            blocked[j] = True
-            np.minimum(min_d, distance_to(ctx, present, j), out=min_d)
+        image, probs = preds.image[keep], preds.class_probs[keep]
+        if self.context == "image":
+            ctx = image_contexts(image, probs, preds.n_images)
+            distance_to = lambda j: image_distance_to(ctx, j)  # noqa: E731
+        elif self.context == "per_class":
+            ctx, present = class_contexts(image, preds.labels[keep], probs, preds.n_images,
+                                          preds.n_classes)
+            distance_to = lambda j: class_distance_to(ctx, present, j)  # noqa: E731
+        else:
+            raise ConfigError(f"cdal: context must be image or per_class, got {self.context!r}")
+        labelled = np.nonzero(state.labels.labeled_cycle >= 0)[0]
+        # exact ties only (e.g. images without detections): far below any real distance gap
+        tie = rng.random(preds.n_images) * 1e-12
+        picked = k_center(distance_to, preds.n_images, labelled, state.unlabeled,
+                          state.affordable_images(), tie)
         return Queries.images(QueryKind.FULL_IMAGE, picked)

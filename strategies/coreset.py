@@ -55,7 +55,6 @@ class CoreSet(Strategy):
         if len(unlabeled) == 0:
             return Queries.images(QueryKind.FULL_IMAGE, [])
         labeled = np.nonzero(state.labels.labeled_cycle >= 0)[0]
-        # enough picks to spend the budget at the full-image price, and a few spare
-        k = int(np.ceil(state.budget / max(state.prices.get("full_image", 1.0), 1e-9))) + 8
-        order = k_center_greedy(feats, labeled, min(k, len(unlabeled)))
+        # enough picks to spend the budget in its own unit, and a few spare
+        order = k_center_greedy(feats, labeled, min(state.affordable_images(), len(unlabeled)))
         return Queries.images(QueryKind.FULL_IMAGE, order)

@@ -14,8 +14,13 @@ instances, of the squared difference of the two classifiers' class probabilities
 code's rule); here per class (backend extra `instance_discrepancy`, (N, C)), so that it can be
 re-weighted by the image's MIL class scores (`mil_scores`, (N, C)):
 
-    u(x) = sum_c s_c(x) d_c(x) / sum_c s_c(x)      (reweight="mil")
-    u(x) = mean_c d_c(x)                            (reweight="none", the official selection)
+    u(x) = mean_c d_c(x)                            (reweight="none", the default)
+    u(x) = sum_c s_c(x) d_c(x) / sum_c s_c(x)      (reweight="mil", the paper's reading)
+
+"none" is exactly the official `calculate_uncertainty` (yuantn/MI-AOD, mmdet/apis/test.py):
+the instances are ranked by their squared difference averaged over classes, and the image's
+uncertainty is the mean of that over its top k, which is mean_c d_c(x) above. The official
+code computes the MIL scores at selection and does not use them.
 
 Images are asked as `full_image` queries in descending u.
 
@@ -23,16 +28,17 @@ Departures, and why:
 - Detector: any backend with `two_heads` and `mil_scores`; the objectives only need its
   `foreground_probs` (harness/backends/rcnn_objectives.py).
   - Faster R-CNN (the default, not MI-AOD's RetinaNet): the two instance classifiers are the
-    two RoI heads' last classification layers; the "backbone" of the min step is everything
-    before them (backbone, RPNs, box heads) plus the box regressors and the MIL head.
+    two RoI heads' whole classification branches (box head and class layer), the
+    counterpart of the official code's classification branch; the "backbone" of the min step
+    is everything before them (backbone, RPNs) plus the box regressors and the MIL head.
     Instances are head 1's test-time RPN proposals (100 per image on the CPU preset), each
     answered by both heads, not dense anchors nor final detections: proposals cover the whole
     image as MI-AOD's anchors do, do not depend on a score threshold, and are what the max /
     min steps train on, so training and selection see the same instances. k (backend
     `discrepancy_topk`, 10 of 100) keeps the official share (10,000 of about 10^5 anchors).
     Probabilities are the heads' softmax over the C classes + background.
-  - RetinaNet (MI-AOD's own detector): the instance classifiers are the two heads' last
-    classification layers, as in MI-AOD but on two subnets instead of one shared subnet; the
+  - RetinaNet (MI-AOD's own detector): the instance classifiers are the two heads' whole
+    classification subnets (conv tower and output conv), as in the official code; the
     instances are each image's highest-scoring anchors (`instances_per_image`, not all ~10^5,
     whose background would swamp the MIL weights), and probabilities are the per-class
     sigmoids, as in MI-AOD (harness/backends/retinanet.py says how and why).
@@ -43,7 +49,8 @@ Departures, and why:
   scores, values in [0, 1], so its weights differ by at most a factor e (nearly uniform). Unlabelled images without any pseudo class are left out of the pseudo-label
   MIL loss one by one, not batch by batch.
 - The official code does not use the MIL scores at selection; the paper re-weights the instance
-  uncertainty with them. `reweight` chooses; the default follows the paper.
+  uncertainty with them. `reweight` chooses; the default follows the official code (where code
+  and paper disagree, the code is what the paper's numbers came from).
 - Phase lengths follow the official epoch ratio (label 3 : uncertainty 1, two rounds) as shares
   of the cycle's iterations, in the paper's order (maximise, then minimise; the official
   script runs minimise first); one learning-rate schedule spans the whole cycle, with the
@@ -85,7 +92,7 @@ def image_uncertainty(discrepancy: np.ndarray, mil_scores: np.ndarray | None) ->
 
 @register("miaod")
 class MIAOD(Strategy):
-    """Images whose two adversarial instance classifiers disagree most, MIL re-weighted (MI-AOD)."""
+    """Images whose two adversarial instance classifiers disagree most on their top-k instances (MI-AOD)."""
 
     needs = frozenset({"two_heads", "mil_scores"})
     extras = ("instance_discrepancy", "mil_scores")
@@ -94,7 +101,7 @@ class MIAOD(Strategy):
     @classmethod
     def params(cls):
         # discrepancy_weight: the paper's lambda (official 0.5); rounds: of (max, min, label)
-        return {"reweight": "mil", "discrepancy_weight": 0.5, "rounds": 2}
+        return {"reweight": "none", "discrepancy_weight": 0.5, "rounds": 2}
 
     def training_objectives(self) -> dict[str, dict]:
         return {"mil": {}, "instance_discrepancy": {"lambda": self.discrepancy_weight,

@@ -113,8 +113,12 @@ class DualHeadRCNN(nn.Module):
         return image, features[0], logits
 
     def classifiers(self) -> list[nn.Module]:
-        """The instance classifiers MI-AOD plays against each other: each head's last layer."""
-        return [roi.box_predictor.cls_score for roi in self.roi_heads]
+        """The instance classifiers MI-AOD plays against each other: each head's whole
+        classification branch after the RoI pooling (box head and class layer), the two-stage
+        counterpart of the official code's classification branch (RetinaNet's conv tower and
+        output conv). One linear layer each would leave the max step little to play with."""
+        return [module for roi in self.roi_heads
+                for module in (roi.box_head, roi.box_predictor.cls_score)]
 
     @staticmethod
     def foreground_probs(logits: torch.Tensor) -> torch.Tensor:

@@ -180,9 +180,9 @@ class DualHeadRetinaNet(nn.Module):
         return image, features, [x[image, anchor] for x in logits]
 
     def classifiers(self) -> list[nn.Module]:
-        """The instance classifiers MI-AOD plays against each other: each head's last
-        classification layer."""
-        return [h.classification_head.cls_logits for h in self.heads]
+        """The instance classifiers MI-AOD plays against each other: each head's whole
+        classification subnet (conv tower and output conv), as in the official code."""
+        return [h.classification_head for h in self.heads]
 
     @staticmethod
     def foreground_probs(logits: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from harness.backends.base import Backend, TrainControl, TrainingSet
 from harness.backends.checkpoint import load_checkpoint, save_atomic
 from harness.backends.dual_rcnn import DualHeadRCNN, TinyBackbone, flipped_batch
-from harness.backends.extra_heads import LossPredictionModule, MILHead
+from harness.backends.extra_heads import LossPredictionModule, MILHead, valid_mean
 from harness.backends.rcnn_objectives import (EXTRA_HEADS, check_extras_trained,
                                               fit_with_objectives, predict_extras)
 from harness.backends.training import predict_in_batches
@@ -244,7 +244,10 @@ class FasterRCNNBackend(Backend):
         if "box_features" in extras:
             box_extras["box_features"] = torch.cat([d["features"] for d in dets]).numpy()
         if "image_features" in extras:
-            pooled = [f.mean(dim=(2, 3)) for f in feats.values()]
+            # each image's own region of the padded batch: a feature must not depend on
+            # which images shared its batch or on how much padding its aspect ratio needed
+            pooled = [valid_mean(f, tin.image_sizes, tin.tensors.shape[-2:])
+                      for f in feats.values()]
             image_extras["image_features"] = torch.stack(pooled).mean(0).numpy()
         image_extras.update(predict_extras(m, tin, feats, extras, self.config.discrepancy_topk))
         return PoolPredictions(

@@ -21,8 +21,9 @@ test-time RPN proposals, RetinaNet's top-scoring anchors) and "box features" the
 - `instance_discrepancy` (MI-AOD): the cycle is split into phases, in the paper's order:
   label-set training, then `rounds` times (maximise, minimise, label-set training), lasting
   `label_share` : `uncertainty_share` : `uncertainty_share` : `label_share` (the official
-  epoch ratio 3 : 1). Maximise: only the two instance classifiers (each head's last layer)
-  learn, on labelled images' detection loss plus, on unlabelled images,
+  epoch ratio 3 : 1). Maximise: only the two instance classifiers (each head's whole
+  classification branch: the R-CNN's box head and class layer, RetinaNet's classification
+  subnet, as in the official code) learn, on labelled images' detection loss plus, on unlabelled images,
   lambda * sum over proposals of mean over classes of (1 - |p1 - p2|) w; the backbone is frozen,
   its batch-norm statistics too. Minimise: everything except the two classifiers learns, with
   lambda * sum of |p1 - p2| w on unlabelled images (plus the MIL loss). w: each proposal's

@@ -25,8 +25,9 @@ Departures from torchvision's RetinaNet and the papers, and why:
   iterations (measured: see RetinaNetConfig). The paper preset keeps torchvision's.
 - MI-AOD: the instances are each image's `instances_per_image` anchors with the highest score
   (the two heads' mean best-class sigmoid), not all ~10^5 anchors: almost all anchors are
-  background and would swamp the MIL weights; the two instance classifiers are the heads' last
-  classification layers (MI-AOD shares one subnet between them); the MIL classifier is a linear
+  background and would swamp the MIL weights; the two instance classifiers are the heads' whole
+  classification subnets (conv tower and output conv, as in the official code, where the two
+  classifiers share the regression branch; here each head keeps its own regression subnet); the MIL classifier is a linear
   layer on head 1's classification-subnet features at the instance's cell (MI-AOD: a conv layer
   with one output per anchor shape), so anchors of one cell share MIL logits.
 

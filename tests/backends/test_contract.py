@@ -122,6 +122,30 @@ def test_extras_have_one_row_per_detection_or_image(trained, pool):
         assert arr is not None and arr.ndim == 2 and len(arr) == rows and np.isfinite(arr).all()
 
 
+def with_a_wide_image(pool):
+    """The pool with image 1 widened to 256 px (the digits canvas twice, side by side), so a
+    batch of images 0 and 1 pads image 0 to twice its width, as real datasets' aspect ratios do."""
+    import dataclasses
+
+    widths = pool.widths.copy()
+    widths[1] *= 2
+    loader = lambda i: np.concatenate([pool.image(i)] * 2, axis=1) if i == 1 else pool.image(i)  # noqa: E731
+    return dataclasses.replace(pool, widths=widths, loader=loader)
+
+
+def test_image_features_do_not_depend_on_batch_neighbours(trained, pool):
+    """Core-set's features: an image's own, whoever shares its batch and however much padding
+    that batch needs (a padded batch's average is wrong on VOC / COCO)."""
+    _, backend = trained
+    if "image_features" not in backend.capabilities:
+        pytest.skip("no image features")
+    wide = with_a_wide_image(pool)
+    alone = backend.predict(wide, np.array([0]), extras=("image_features",))
+    together = backend.predict(wide, np.array([0, 1]), extras=("image_features",))
+    np.testing.assert_allclose(together.image_extras["image_features"][0],
+                               alone.image_extras["image_features"][0], rtol=1e-4, atol=1e-5)
+
+
 def test_what_the_backend_lacks_is_a_capability_error(trained, pool):
     _, backend = trained
     for view, needs in VIEW_NEEDS.items():

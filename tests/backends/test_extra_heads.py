@@ -209,17 +209,23 @@ def changed_after(phase, pool):
     return {k for k, v in m.state_dict().items() if not torch.equal(v, before[k])}
 
 
+CLASSIFIER_PREFIXES = tuple(f"roi_heads.{h}.{part}." for h in (0, 1)
+                            for part in ("box_head", "box_predictor.cls_score"))
+
+
 def test_max_step_changes_only_the_two_classifiers(pool):
+    """The adversarial classifiers are each head's box head and class layer (the official
+    code's whole classification branch), not one linear layer each."""
     changed = changed_after("max", pool)
-    assert changed == {f"roi_heads.{h}.box_predictor.cls_score.{w}" for h in (0, 1)
-                       for w in ("weight", "bias")}
+    assert changed and all(k.startswith(CLASSIFIER_PREFIXES) for k in changed)
+    for prefix in CLASSIFIER_PREFIXES:
+        assert any(k.startswith(prefix) for k in changed), f"{prefix} did not learn"
 
 
 def test_min_step_changes_the_features_but_not_the_classifiers(pool):
     changed = changed_after("min", pool)
-    assert not any("cls_score" in k for k in changed)
+    assert not any(k.startswith(CLASSIFIER_PREFIXES) for k in changed)
     assert any(k.startswith("backbone.") and k.endswith("weight") for k in changed)
-    assert any(k.startswith("roi_heads.1.box_head.") for k in changed)  # both feature paths
     assert any(k.startswith("mil_head.") for k in changed)
 
 

@@ -37,16 +37,17 @@ def test_mil_reweighting_mutes_disagreement_on_absent_classes():
     u = image_uncertainty(np.array(DISCREPANCY), np.array(MIL))
     assert u[0] == pytest.approx(0.09 * 0.01 / 0.96)
     assert u[1] == pytest.approx(0.06 * 0.9 / 0.96)
-    q = MIAOD().select(state(4), predictions(DISCREPANCY, MIL), np.random.default_rng(0))
+    q = MIAOD(reweight="mil").select(state(4), predictions(DISCREPANCY, MIL),
+                                     np.random.default_rng(0))
     assert list(q.image) == [1, 3, 2, 0]
     assert set(np.unique(q.kind)) == {0}  # full_image
 
 
-def test_without_reweighting_it_is_the_official_mean_over_classes():
+def test_by_default_it_is_the_official_mean_over_classes():
     u = image_uncertainty(np.array(DISCREPANCY), None)
     np.testing.assert_allclose(u, [0.03, 0.02, 0.01, 0.01], rtol=1e-6)
-    q = MIAOD(reweight="none").select(state(4, labeled=[1]), predictions(DISCREPANCY, MIL),
-                                      np.random.default_rng(0))
+    q = MIAOD().select(state(4, labeled=[1]), predictions(DISCREPANCY, MIL),
+                           np.random.default_rng(0))
     assert list(q.image[:1]) == [0] and sorted(q.image[1:]) == [2, 3] and 1 not in q.image
 
 

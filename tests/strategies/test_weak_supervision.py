@@ -8,7 +8,7 @@ import pytest
 from harness.labels import LabelTable
 from harness.predictions import PoolPredictions
 from harness.queries import QueryKind
-from strategies.adaptive_switch import HardSwitch, SoftSwitch, image_uncertainty
+from strategies.adaptive_switch import HardSwitch, SoftSwitch, image_confidence
 from strategies.base import PoolState
 from strategies.omni import OmniEC, OmniPointEC, interleave
 
@@ -31,49 +31,56 @@ def state_for(n, history=(), labeled=()):
                      {"full_image": 100.0, "click": 1.87}, history=history)
 
 
-def test_uncertainty_is_mean_normalised_entropy_and_one_for_an_empty_image():
+def test_confidence_is_the_mean_predicted_class_probability_and_zero_for_an_empty_image():
     preds = preds_for([[SURE], [UNSURE, UNSURE], [SURE, UNSURE], []])
-    u = image_uncertainty(preds, 0.05)
-    assert u[0] < 0.15 and u[1] > 0.95 and u[0] < u[2] < u[1]
-    assert u[3] == 1.0  # nothing detected: the model cannot name anything there
+    conf = image_confidence(preds, 0.05)
+    np.testing.assert_allclose(conf, [0.97, 0.3, (0.97 + 0.3) / 2, 0.0], rtol=1e-6)
 
 
-def test_soft_switch_boxes_the_uncertain_and_clicks_the_confident():
+def test_soft_switch_boxes_the_unsure_and_clicks_the_confident():
     preds = preds_for([[SURE], [UNSURE], [SURE, SURE], [UNSURE, SURE], []])
     q = SoftSwitch().select(state_for(5, labeled=[2]), preds, np.random.default_rng(0))
-    assert q.image[:2].tolist() in ([4, 1], [1, 4])  # most uncertain first (4: nothing seen)
-    kinds = dict(zip(q.image.tolist(), q.kind.tolist()))
-    assert 2 not in kinds  # already labelled
+    assert q.image.tolist() == [4, 1, 3, 0]  # least confident first (4: nothing seen)
+    kinds = dict(zip(q.image.tolist(), q.kind.tolist(), strict=True))
     assert kinds[1] == kinds[4] == QueryKind.FULL_IMAGE
-    assert kinds[0] == QueryKind.CLICK
-    assert kinds[3] == QueryKind.FULL_IMAGE  # mean of one unsure and one sure box: 0.55
-    strict = SoftSwitch(strong_threshold=0.99).select(state_for(5), preds,
-                                                      np.random.default_rng(0))
-    assert set(strict.kind.tolist()) == {QueryKind.CLICK, QueryKind.FULL_IMAGE}
-    assert (strict.kind == QueryKind.FULL_IMAGE).sum() == 1  # only the empty image
+    assert kinds[0] == kinds[3] == QueryKind.CLICK  # mean confidence 0.635 >= 0.5
+    strict = SoftSwitch(confidence_threshold=0.99).select(state_for(5), preds,
+                                                          np.random.default_rng(0))
+    assert (strict.kind == QueryKind.FULL_IMAGE).all()
 
 
-def test_hard_switch_clicks_until_a_cycle_of_clicks_stops_paying_then_stays_strong():
-    s = HardSwitch(min_drop=0.05, probe_fraction=0.5)
+def test_hard_switch_clicks_while_the_gain_holds_then_stays_strong():
+    s = HardSwitch(min_gain_ratio=0.5, probe_fraction=0.5)
     n = 40
     preds = preds_for([[UNSURE]] * n)
-    first = s.report(preds, [])
-    assert first["mode"] == "weak" and first["probe_uncertainty"] > 0.9
-    probe = s.probe(n)
+    first = s.report(state_for(n), preds)
+    assert first["mode"] == "weak" and first["probe_uncertainty"] == pytest.approx(0.7)
     q = s.select(state_for(n, history=[{"strategy_mode": "weak"}]), preds,
                  np.random.default_rng(0))
     assert (q.kind == QueryKind.CLICK).all()
-    assert not probe[q.image].any(), "the probe images must never be queried"
-    # the uncertainty fell by 20% over a cycle of clicks: keep clicking
-    paying = [{"strategy_probe_uncertainty": 1.0, "strategy_mode": "weak"}]
-    assert s.mode(0.8, paying) == "weak"
-    # fell by only 2%: switch to boxes, and never back
-    assert s.mode(0.98, paying) == "strong"
-    switched = paying + [{"strategy_probe_uncertainty": 0.98, "strategy_mode": "strong"}]
-    assert s.mode(0.1, switched) == "strong"
+    assert not s.probe(state_for(n))[q.image].any(), "the probe images must never be queried"
+    row = lambda u, mode="weak": {"strategy_probe_uncertainty": u, "strategy_mode": mode}  # noqa: E731
+    assert s.mode(0.8, [row(1.0)]) == "weak"  # the first gain is the best so far
+    assert s.mode(0.8, [row(1.0)]) == "weak"
+    assert s.mode(0.7, [row(1.0), row(0.8)]) == "weak"  # gain 0.1 of the best 0.2: half
+    assert s.mode(0.75, [row(1.0), row(0.8)]) == "strong"  # gain 0.05, a quarter of the best
+    assert s.mode(0.85, [row(1.0), row(0.8)]) == "strong"  # no gain at all
+    switched = [row(1.0), row(0.8), row(0.75, "strong")]
+    assert s.mode(0.1, switched) == "strong"  # for good
     q = s.select(state_for(n, history=[*switched, {"strategy_mode": "strong"}]), preds,
                  np.random.default_rng(0))
     assert (q.kind == QueryKind.FULL_IMAGE).all()
+
+
+def test_hard_switch_probe_leaves_out_the_initially_labelled_images():
+    """The initial set is never predicted: in the probe it would read as 'nothing detected'
+    and damp every drop the switch measures."""
+    s = HardSwitch(probe_fraction=0.5)
+    n = 40
+    everything = s.probe(state_for(n))
+    initial = np.nonzero(everything)[0][:5]
+    probe = s.probe(state_for(n, labeled=initial))
+    assert not probe[initial].any() and probe.sum() == everything.sum() - 5
 
 
 @pytest.mark.parametrize("shares", [[0.25, 0.75], [0.2, 0.34, 0.46], [1.0], [0.5, 0.5]])

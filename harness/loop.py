@@ -255,8 +255,11 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
                        test_pred.labels, test_pred.scores)
     last = cycle == cfg.cycles
     s = camp.strategy
-    preds = predict_pool(camp, backend, labels, last)
-    known = settled(preds, labels, rejected)
+    # a strategy sees what a deployment would know: no test AP, no pseudo-label quality
+    history = tuple(deployment_view(r) for r in store.rows_until(cycle))
+    allowance = camp.budget + carry
+    preds, state = strategy_inputs(camp, cycle, backend, labels, rejected, allowance, history,
+                                   last)
     open_rows = ~labels.fully_annotated[preds.image]  # pseudo labels live on these images only
     quality = pseudo_label_quality(camp.pool, np.arange(len(camp.pool)), preds.image[open_rows],
                                    preds.boxes[open_rows], preds.labels[open_rows],
@@ -264,12 +267,6 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
     if initial_actions is not None:
         store.save_initial_actions(initial_actions)
     row = cycle_row(camp, cycle, labels, spent, metrics, quality, log, time.perf_counter() - t0)
-    # a strategy sees what a deployment would know: no test AP, no pseudo-label quality
-    history = tuple(deployment_view(r) for r in store.rows_until(cycle))
-    allowance = camp.budget + carry
-    state = PoolState(cycle, labels, np.stack([camp.pool.widths, camp.pool.heights], 1)
-                      .astype(np.float32), known, cfg.tau, allowance, dict(camp.cost.table),
-                      history=history, budget_unit=cfg.budget_unit)
     row.update({f"strategy_{k}": v for k, v in s.report(state, preds).items()})
     actions = [initial_actions] if initial_actions is not None else []
     if not last:
@@ -300,6 +297,19 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
     camp.echo(f"{cfg.strategy} seed{cfg.seed} cycle {cycle}: {row['hours']:.2f} h, "
               f"{row['images_labeled']} images touched, AP50 {row['ap50']:.3f}")
     return backend, spent, carry, labels, rejected
+
+
+def strategy_inputs(camp: Campaign, cycle: int, backend, labels: LabelTable,
+                    rejected: LabelTable, allowance: float, history=(), last: bool = False):
+    """(pool predictions, PoolState) exactly as a cycle hands them to the strategy's
+    `report` and `select` (the history without this cycle's row): the one place they are
+    made, so a test of a strategy can take its inputs from the loop's own path."""
+    preds = predict_pool(camp, backend, labels, last)
+    state = PoolState(cycle, labels, np.stack([camp.pool.widths, camp.pool.heights], 1)
+                      .astype(np.float32), settled(preds, labels, rejected), camp.cfg.tau,
+                      allowance, dict(camp.cost.table), history=tuple(history),
+                      budget_unit=camp.cfg.budget_unit)
+    return preds, state
 
 
 def predict_pool(camp: Campaign, backend, labels: LabelTable, last: bool):

@@ -1,67 +1,77 @@
-"""One contract every registered strategy keeps, on tiny synthetic predictions."""
+"""One contract every registered strategy keeps, on inputs made by the loop's own code.
+
+Each strategy gets cycle 0 of a tiny digits campaign exactly as a real run hands it over
+(`strategy_inputs`: the cycle-0 model, `predict_pool`, the PoolState), then the same after a
+model trained further on the same labels. Its queries must be valid, unique, on images it may
+ask about, the same for the same seed, and (unless it picks at random by design) different
+when its predictions differ.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from harness.labels import LabelTable, Provenance
-from harness.predictions import PoolPredictions
 from harness.queries import QueryKind
 from harness.registry import STRATEGIES
-from strategies.base import PoolState
+from tests.strategies.loop_path import loop_inputs, trained_further
 
-N, C, K = 12, 4, 60
-
-
-def synthetic_predictions(seed=0):
-    rng = np.random.default_rng(seed)
-    image = np.sort(rng.integers(0, N, K))
-    xy = rng.uniform(0, 60, (K, 2))
-    boxes = np.concatenate([xy, xy + rng.uniform(8, 30, (K, 2))], 1).astype(np.float32)
-    def dist():
-        p = rng.dirichlet(np.ones(C + 1) * 0.3, K).astype(np.float32)
-        return p
-    p = dist()
-    labels = p[:, :C].argmax(1)
-    scores = p[np.arange(K), labels]
-    jitter = lambda b: (b + rng.normal(0, 2, b.shape)).astype(np.float32)  # noqa: E731
-    box_extras = {f"boxes@{v}": jitter(boxes) for v in ("head2", "flip", "head2/flip")}
-    box_extras.update({f"probs@{v}": dist() for v in ("head2", "flip", "head2/flip")})
-    box_extras["box_features"] = rng.standard_normal((K, 16)).astype(np.float32)
-    image_extras = {"image_features": rng.standard_normal((N, 16)).astype(np.float32),
-                    "predicted_loss": rng.random(N).astype(np.float32),
-                    "mil_scores": rng.random((N, C)).astype(np.float32),
-                    "instance_discrepancy": rng.random((N, C)).astype(np.float32) * 0.1}
-    return PoolPredictions(N, image, boxes, labels, scores, p, box_extras, image_extras)
+# strategies whose picks are random by definition: their picks must NOT follow predictions
+RANDOM_PICKS = {"random", "ssod", "omni-ec", "omni-point-ec"}
 
 
-def pool_state(preds):
-    labels = LabelTable.empty(N).with_boxes([0, 1], [[0, 0, 10, 10], [5, 5, 20, 20]], [0, 1],
-                                            Provenance.GROUND_TRUTH).mark([0, 1], 0, full=True)
-    return PoolState(1, labels, np.full((N, 2), 100, np.float32), np.zeros(K, bool), 0.3,
-                     4 * 102.6, {"full_image": 102.6, "verify_box": 1.6})
+@pytest.fixture
+def out(loop_out):
+    return loop_out
+
+
+def inputs_pair(out, name):
+    """(cycle-0 inputs, inputs from the further-trained model) of `name`, via the loop."""
+    first = loop_inputs(out, name)
+    return first, loop_inputs(out, name, backend=trained_further(first))
 
 
 @pytest.mark.parametrize("name", STRATEGIES.names())
-def test_strategy_contract(name):
-    preds = synthetic_predictions()
-    state = pool_state(preds)
-    strategy = STRATEGIES.get(name)()
-    q = strategy.select(state, preds, np.random.default_rng(0))
+def test_strategy_contract(name, out):
+    first, second = inputs_pair(out, name)
+    state, preds = first.state, first.preds
+    q = first.select(0)
     assert len(q) > 0, f"{name} asked nothing"
     assert set(np.unique(q.kind)) <= {int(k) for k in QueryKind}
-    assert np.all((q.image >= 0) & (q.image < N))
-    assert not np.isin(q.image, [0, 1]).any(), "asked about a fully annotated image"
+    assert np.all((q.image >= 0) & (q.image < len(first.camp.pool)))
+    assert not state.labels.fully_annotated[q.image].any(), "asked about a complete image"
     image_level = q.pred < 0
     assert len(np.unique(q.image[image_level])) == image_level.sum(), "an image asked twice"
+    assert not (state.labels.labeled_cycle[q.image[image_level]] >= 0).any(), \
+        "asked for a touched image again"
     box_level = q.pred[~image_level]
     assert len(np.unique(box_level)) == len(box_level), "a box asked twice"
     assert np.all(preds.image[box_level] == q.image[~image_level])
     assert np.all(preds.scores[box_level] >= state.tau)
-    again = strategy.select(state, preds, np.random.default_rng(0))
+    assert not state.known[box_level].any(), "asked about a settled box"
+    again = first.select(0)
     np.testing.assert_array_equal(q.image, again.image)  # deterministic for a seed
     np.testing.assert_array_equal(q.pred, again.pred)
+    # what the budget buys comes first: compare those picks under the two models
+    k = state.affordable_images()
+    other = second.select(0)
+    if name in RANDOM_PICKS:
+        np.testing.assert_array_equal(q.image[:k], other.image[:k])
+    else:
+        assert not np.array_equal(q.image[:k], other.image[:k]), \
+            f"{name}'s picks do not change when its predictions do"
+
+
+def test_the_loop_predicts_what_each_strategy_needs(out):
+    """Labelled images are predicted for CDAL (its k-center starts from their contexts) and
+    for a strategy asking per-image extras; for the others only the open images are."""
+    cdal = loop_inputs(out, "cdal")
+    labelled = np.nonzero(cdal.labels.labeled_cycle >= 0)[0]
+    assert np.isin(labelled, cdal.preds.image).all()
+    coreset = loop_inputs(out, "coreset")
+    assert np.isfinite(coreset.preds.image_extras["image_features"][labelled]).all()
+    entropy = loop_inputs(out, "entropy")
+    assert not np.isin(labelled, entropy.preds.image).any()
 
 
 @pytest.mark.parametrize("name", STRATEGIES.names())

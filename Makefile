@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(PY) -m harness compare --strategies delr,ssod,random --dataset digits
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest tests
 
 bench: $(STAMP)

@@ -54,7 +54,7 @@ from harness.datasets.base import ImageSet  # noqa: E402
 from harness.io import write_parquet_atomic  # noqa: E402
 from harness.labels import LabelTable  # noqa: E402
 from harness.predictions import PoolPredictions  # noqa: E402
-from harness.queries import Queries, QueryKind, actions_frame  # noqa: E402
+from harness.queries import actions_frame  # noqa: E402
 from oracles.base import CORRECT, DONE, DROP, FIX, KEEP, answers_prefix  # noqa: E402
 from oracles.simulated import SimulatedAnnotator  # noqa: E402
 from strategies.base import PoolState  # noqa: E402
@@ -170,9 +170,9 @@ def python_loop(preds: PoolPredictions, sizes: np.ndarray, rows: np.ndarray,
         b, o = boxes[r].tolist(), boxes2[r].tolist()
         a = (b[0] / w, b[1] / h, (b[2] - b[0]) / w, (b[3] - b[1]) / h)
         c = (o[0] / w, o[1] / h, (o[2] - o[0]) / w, (o[3] - o[1]) / h)
-        u_loc.append(sum(abs(x - y) for x, y in zip(a, c)) / 4)
+        u_loc.append(sum(abs(x - y) for x, y in zip(a, c, strict=True)) / 4)
         kl, top = 0.0, 0.0
-        for j, (p, q) in enumerate(zip(probs[r].tolist(), probs2[r].tolist())):
+        for j, (p, q) in enumerate(zip(probs[r].tolist(), probs2[r].tolist(), strict=True)):
             if j < C:
                 top = max(top, p)
             p, q = min(max(p, 1e-8), 1.0), min(max(q, 1e-8), 1.0)
@@ -249,7 +249,7 @@ def run(images: int = 118_287, loop_sample: int = 3000, seed: int = 0) -> dict:
     # 1. DeLR's uncertainty and ranking, the oracle's answers, the prices; REPEATS times (the
     # first in a cold process, as in a run; the fastest is the one least disturbed by others)
     first = {}
-    for rep in range(REPEATS):
+    for _rep in range(REPEATS):
         with Timer() as total:
             budget = cycle_budget(cfg, images, len(pool.boxes), cost["full_image"])
             state = PoolState(0, labels, sizes, known, cfg.tau, budget, dict(cost.table))
@@ -298,11 +298,11 @@ def run(images: int = 118_287, loop_sample: int = 3000, seed: int = 0) -> dict:
     rows = state.open_detections(preds)
     sample = np.sort(rng.choice(rows, min(loop_sample, len(rows)), replace=False))
     wall = cpu = sort_wall = sort_cpu = np.inf
-    for rep in range(REPEATS):  # the fastest of REPEATS, as for the vectorised code
+    for _rep in range(REPEATS):  # the fastest of REPEATS, as for the vectorised code
         with Timer() as t:
             u_loc, u_cls, verdicts = python_loop(preds, sizes, sample, oracle, dict(cost.table))
         wall, cpu = min(wall, t.wall), min(cpu, t.cpu)
-        sort_wall, sort_cpu = map(min, zip((sort_wall, sort_cpu), python_sort_seconds(len(rows))))
+        sort_wall, sort_cpu = map(min, zip((sort_wall, sort_cpu), python_sort_seconds(len(rows)), strict=False))
     loop = {"sample": len(sample), "candidates": len(rows),
             "us_per_detection": wall / len(sample) * 1e6,
             "cpu_us_per_detection": cpu / len(sample) * 1e6, "sort_s": sort_wall,

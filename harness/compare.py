@@ -125,7 +125,7 @@ def sweep_settings(base: RunConfig, sweep: dict[str, tuple]) -> list[RunConfig]:
                           f"{', '.join(sorted(FIELDS))}")
     out = []
     for combo in itertools.product(*sweep.values()):
-        setting = dict(zip(sweep, combo))
+        setting = dict(zip(sweep, combo, strict=True))
         name = ",".join(f"{k}={v}" for k, v in setting.items())
         values = {**base.as_dict(), **setting, "experiment": name}
         out.append(resolve(None, **values))  # coerces "0.5" to a float and validates

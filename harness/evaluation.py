@@ -40,13 +40,13 @@ def _coco_ground_truth(split: ImageSet, n_classes: int) -> dict:
     wh = b[:, 2:] - b[:, :2]
     return {
         "images": [{"id": int(i), "width": int(w), "height": int(h)}
-                   for i, (w, h) in enumerate(zip(split.widths, split.heights))],
+                   for i, (w, h) in enumerate(zip(split.widths, split.heights, strict=True))],
         "annotations": [
             {"id": k + 1, "image_id": int(img), "category_id": int(lab) + 1,
              "bbox": [float(x), float(y), float(w), float(h)], "area": float(w * h),
              "iscrowd": int(ign)}
             for k, (img, lab, (x, y), (w, h), ign)
-            in enumerate(zip(split.box_image, split.labels, b[:, :2], wh, split.ignore))
+            in enumerate(zip(split.box_image, split.labels, b[:, :2], wh, split.ignore, strict=True))
         ],
         "categories": [{"id": c + 1, "name": str(c)} for c in range(n_classes)],
     }
@@ -184,5 +184,5 @@ def evaluate(split: ImageSet, classes, image, boxes, labels, scores) -> Metrics:
     ap50, ap, per_class = coco_metrics(split, n, image, boxes, labels, scores)
     voc = voc07_ap50(split, n, image, boxes, labels, scores)
     return Metrics(ap50, ap, float(np.nanmean(voc)) if np.isfinite(voc).any() else 0.0,
-                   {str(c): float(v) for c, v in zip(classes, per_class)},
+                   {str(c): float(v) for c, v in zip(classes, per_class, strict=True)},
                    confusion_matrix(split, n, image, boxes, labels, scores))

@@ -91,7 +91,7 @@ def read_trace(path: Path) -> list[tuple[float, str, int]]:
 def phase_spans(trace: list[tuple[float, str, int]]) -> dict[tuple[str, int], tuple[float, float]]:
     """(phase, cycle) -> (start, length) in seconds from the run's first trace line."""
     t0 = trace[0][0]
-    return {(p, c): (t - t0, nxt - t) for (t, p, c), (nxt, _, _) in zip(trace, trace[1:])
+    return {(p, c): (t - t0, nxt - t) for (t, p, c), (nxt, _, _) in zip(trace, trace[1:], strict=False)
             if p in PHASES}
 
 

@@ -96,7 +96,7 @@ class PoolPredictions:
         image_keys = set(parts[0].image_extras) if parts else set()
         return cls(
             int(base[-1]),
-            np.concatenate([p.image + b for p, b in zip(parts, base)]),
+            np.concatenate([p.image + b for p, b in zip(parts, base, strict=False)]),
             np.concatenate([p.boxes for p in parts]),
             np.concatenate([p.labels for p in parts]),
             np.concatenate([p.scores for p in parts]),

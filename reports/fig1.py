@@ -69,7 +69,7 @@ def draw(runs: Runs, stem: Path, formats=("png",), title: str = "") -> pd.DataFr
         bars = ax.bar(x, values, yerr=100 * table[f"{col}_std"].fillna(0), capsize=3,
                       color=["0.25", "0.55", "0.85"], edgecolor="black",
                       error_kw={"elinewidth": 0.8})
-        for bar, hatch, v, raw in zip(bars, HATCHES, values, table[f"{col}_mean"]):
+        for bar, hatch, v, raw in zip(bars, HATCHES, values, table[f"{col}_mean"], strict=False):
             bar.set_hatch(hatch)
             ax.annotate("n/a" if pd.isna(raw) else f"{v:.1f}", (bar.get_x() + bar.get_width() / 2,
                         bar.get_height()), ha="center", va="bottom", fontsize=8,

@@ -80,7 +80,7 @@ def draw(runs: Runs, stem: Path, formats=("png",), title: str = "") -> pd.DataFr
     size = max(4.0, 0.42 * n + 1.5)
     fig, axes = plt.subplots(1, len(strategies) + 1, figsize=(size * len(strategies) + 1, size),
                              gridspec_kw={"width_ratios": [1] * len(strategies) + [0.05]})
-    for k, (ax, s) in enumerate(zip(axes[:-1], strategies)):
+    for k, (ax, s) in enumerate(zip(axes[:-1], strategies, strict=False)):
         m = 100 * matrix(table, s)
         sns.heatmap(m, ax=ax, cmap="Greys", vmin=0, vmax=100, square=True, cbar_ax=axes[-1],
                     annot=n <= 12, fmt=".0f", annot_kws={"fontsize": 7},

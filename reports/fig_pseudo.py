@@ -56,16 +56,16 @@ def draw(runs: Runs, stem: Path, formats=("png",), title: str = "") -> pd.DataFr
     lines = list(dict.fromkeys(table["line"]))
     fig, axes = plt.subplots(1, len(lines), figsize=(3.6 * len(lines) + 1, 3.8), sharey=True,
                              squeeze=False)
-    for ax, line in zip(axes[0], lines):
+    for ax, line in zip(axes[0], lines, strict=True):
         t = table[table["line"] == line]
         cycles = sorted(t["cycle"].unique())
         bottom = np.zeros(len(cycles))
-        for (key, label), shade, hatch in zip(CASES, SHADES, HATCHES):
+        for (key, label), shade, hatch in zip(CASES, SHADES, HATCHES, strict=False):
             share = 100 * t[t["case"] == key].set_index("cycle")["share_mean"].reindex(cycles)
             share = share.fillna(0).to_numpy()
             ax.bar([str(k) for k in cycles], share, bottom=bottom, color=shade,
                    edgecolor="black", hatch=hatch, label=label)
-            for x, (b, v) in enumerate(zip(bottom, share)):
+            for x, (b, v) in enumerate(zip(bottom, share, strict=True)):
                 if v >= 8:  # a label in a thinner segment would cover its hatch
                     ax.text(x, b + v / 2, f"{v:.0f}", ha="center", va="center", fontsize=8,
                             color="white" if shade == SHADES[0] else "black")

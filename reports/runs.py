@@ -15,7 +15,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -142,7 +141,7 @@ def load_runs(root: str | Path) -> Runs:
     configs = [c for c, _, _ in read]
     labels = setting_labels(configs)
     rows = []
-    for d, config, label in zip(dirs, configs, labels):
+    for d, config, label in zip(dirs, configs, labels, strict=True):
         strategy = str(config.get("strategy", d.parent.name))
         rows.append({"run": d.relative_to(root).as_posix() or ".", "path": str(d),
                      "experiment": config.get("experiment") or d.parent.parent.name,
@@ -151,10 +150,10 @@ def load_runs(root: str | Path) -> Runs:
                      "setting": label, "setting_key": setting_key(config), "config": config})
     index = pd.DataFrame(rows)
     tag = ["run", "line", "setting", "setting_key"]
-    cycles = pd.concat([c.assign(**{k: r[k] for k in tag}) for r, (_, c, _) in zip(rows, read)],
+    cycles = pd.concat([c.assign(**{k: r[k] for k in tag}) for r, (_, c, _) in zip(rows, read, strict=True)],
                        ignore_index=True)
     confusion = [f.assign(run=r["run"], strategy=r["strategy"], seed=r["seed"], line=r["line"],
-                          setting=r["setting"]) for r, (_, _, f) in zip(rows, read) if len(f)]
+                          setting=r["setting"]) for r, (_, _, f) in zip(rows, read, strict=True) if len(f)]
     confusion = pd.concat(confusion, ignore_index=True) if confusion else pd.DataFrame(
         columns=["run", "cycle", "true", "predicted", "count", "strategy", "seed", "line",
                  "setting"])

@@ -112,7 +112,7 @@ def random_split(seed, n_images=8, n_classes=3, crowd=True):
 
 def random_detections(split, rng, n_classes=3):
     rows = []
-    for k, (box, lab, img) in enumerate(zip(split.boxes, split.labels, split.box_image)):
+    for _k, (box, lab, img) in enumerate(zip(split.boxes, split.labels, split.box_image, strict=True)):
         if rng.random() < 0.8:
             jitter = rng.normal(0, 3, 4)
             b = box + jitter
@@ -129,7 +129,7 @@ def random_detections(split, rng, n_classes=3):
 def test_perfect_detections():
     split, _ = random_split(0, crowd=False)
     rows = [(int(i), int(c), 1.0, b.tolist())
-            for b, c, i in zip(split.boxes, split.labels, split.box_image)]
+            for b, c, i in zip(split.boxes, split.labels, split.box_image, strict=True)]
     m = evaluate(split, ["a", "b", "c"], *dets(rows))
     assert isinstance(m, Metrics)
     assert m.ap50 == pytest.approx(1.0)
@@ -166,13 +166,13 @@ def pycocotools_reference(split, n_classes, rows):
 
     gt = {
         "images": [{"id": i + 1, "width": int(w), "height": int(h)}
-                   for i, (w, h) in enumerate(zip(split.widths, split.heights))],
+                   for i, (w, h) in enumerate(zip(split.widths, split.heights, strict=True))],
         "annotations": [
             {"id": k + 1, "image_id": int(i) + 1, "category_id": int(c) + 1,
              "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
              "area": float((b[2] - b[0]) * (b[3] - b[1])), "iscrowd": int(ign)}
             for k, (b, c, i, ign) in enumerate(zip(split.boxes, split.labels, split.box_image,
-                                                   split.ignore))],
+                                                   split.ignore, strict=True))],
         "categories": [{"id": c + 1, "name": str(c)} for c in range(n_classes)],
     }
     res = []

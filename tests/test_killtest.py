@@ -18,7 +18,6 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from harness.cli import main
 from harness.killtest import PHASES, TINY, _env, kill_test, only_run, run_command, run_to

@@ -61,7 +61,7 @@ def test_compare_sweep_writes_one_experiment_per_setting_sharing_cycle0(tmp_path
                  "tau=0.3,0.9", "--out", str(out), "--experiment", "ignored", *TINY]) == 0
     settings = sorted(p.name for p in out.iterdir() if p.name != "_shared")
     assert settings == ["tau=0.3", "tau=0.9"]
-    for s, tau in zip(settings, (0.3, 0.9)):
+    for s, tau in zip(settings, (0.3, 0.9), strict=True):
         cfg = yaml.safe_load((out / s / "delr" / "seed0" / "config.yaml").read_text())
         assert cfg["tau"] == tau
     assert len(list((out / "_shared").glob("cycle0-*.pt"))) == 1

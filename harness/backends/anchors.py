@@ -96,7 +96,7 @@ class CentredAnchors(nn.Module):
         """(M, 4) xyxy anchors of one image, in the layout's flat order (every image of a
         padded batch shares them)."""
         out = []
-        for (h, w), stride, cell in zip(layout.grids, layout.strides, self.cells):
+        for (h, w), stride, cell in zip(layout.grids, layout.strides, self.cells, strict=True):
             cx = (torch.arange(w, dtype=torch.float32) + 0.5) * stride
             cy = (torch.arange(h, dtype=torch.float32) + 0.5) * stride
             yy, xx = torch.meshgrid(cy, cx, indexing="ij")

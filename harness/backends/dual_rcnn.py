@@ -45,7 +45,7 @@ class DualHeadRCNN(nn.Module):
                 m.low_threshold = 0.0
             yield
         finally:
-            for m, low in zip(matchers, saved):
+            for m, low in zip(matchers, saved, strict=True):
                 m.low_threshold = low
 
     @property
@@ -107,7 +107,7 @@ class DualHeadRCNN(nn.Module):
         first = self.roi_heads[0].box_head(pooled)
         with torch.set_grad_enabled(logits_grad and torch.is_grad_enabled()):
             features = [first] + [roi.box_head(pooled) for roi in self.roi_heads[1:]]
-            logits = [roi.box_predictor.cls_score(f) for roi, f in zip(self.roi_heads, features)]
+            logits = [roi.box_predictor.cls_score(f) for roi, f in zip(self.roi_heads, features, strict=True)]
         counts = torch.tensor([len(p) for p in proposals])
         image = torch.repeat_interleave(torch.arange(len(proposals)), counts)
         return image, features[0], logits
@@ -152,7 +152,7 @@ class DualHeadRCNN(nn.Module):
         decoded = roi.box_coder.decode(seen["deltas"], seen["proposals"])
         counts = [len(p) for p in seen["proposals"]]
         for det, p, d, f, size in zip(detections, probs.split(counts), decoded.split(counts),
-                                      seen["features"].split(counts), images.image_sizes):
+                                      seen["features"].split(counts), images.image_sizes, strict=True):
             d = box_ops.clip_boxes_to_image(d, size)
             lab = det["labels"]
             same_score = p[:, lab] == det["scores"][None, :]  # (P, K)
@@ -181,7 +181,7 @@ class DualHeadRCNN(nn.Module):
         picked = deltas.reshape(len(lab), -1, 4)[torch.arange(len(lab)), lab]
         refined = roi.box_coder.decode_single(picked, torch.cat(boxes))
         refined = torch.cat([box_ops.clip_boxes_to_image(r, s)
-                             for r, s in zip(refined.split([len(b) for b in boxes]), image_sizes)])
+                             for r, s in zip(refined.split([len(b) for b in boxes]), image_sizes, strict=True)])
         return F.softmax(logits, -1), refined, f
 
 

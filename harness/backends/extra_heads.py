@@ -103,7 +103,7 @@ class LossPredictionModule(nn.Module):
             raise ValueError(f"the loss-prediction module has {len(self.branches)} feature "
                              f"levels, the backbone gave {len(levels)}")
         pooled = [F.relu(fc(valid_mean(x, image_sizes, padded_size)))
-                  for fc, x in zip(self.branches, levels)]
+                  for fc, x in zip(self.branches, levels, strict=True)]
         return self.out(torch.cat(pooled, dim=1)).squeeze(1)
 
 

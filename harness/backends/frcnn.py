@@ -220,7 +220,7 @@ class FasterRCNNBackend(Backend):
         labels_t = [d["labels"] for d in dets]
         counts = [len(b) for b in boxes_t]
         back = lambda bs, frame: torch.cat([resize_boxes(b, s, o) for b, s, o  # noqa: E731
-                                            in zip(bs, frame, sizes)]) if bs else torch.zeros(0, 4)
+                                            in zip(bs, frame, sizes, strict=True)]) if bs else torch.zeros(0, 4)
         box_extras, image_extras = {}, {}
         frames = {}  # view frame -> (transformed images, features, shown boxes, pooled)
         for view in views:
@@ -230,7 +230,7 @@ class FasterRCNNBackend(Backend):
                 if frame == "flip":
                     images = flipped_batch(tin)
                     f = m.features(images.tensors)
-                    shown = [_hflip_t(b, s[1]) for b, s in zip(boxes_t, images.image_sizes)]
+                    shown = [_hflip_t(b, s[1]) for b, s in zip(boxes_t, images.image_sizes, strict=True)]
                 else:
                     images, f, shown = tin, feats, boxes_t
                 frames[frame] = (images, shown, m.pool(f, shown, images.image_sizes))
@@ -238,7 +238,7 @@ class FasterRCNNBackend(Backend):
             probs, refined, _ = m.answer(head, pooled, shown, images.image_sizes, labels_t)
             if frame == "flip":
                 refined = torch.cat([_hflip_t(r, s[1]) for r, s in
-                                     zip(refined.split(counts), images.image_sizes)])
+                                     zip(refined.split(counts), images.image_sizes, strict=True)])
             box_extras[f"boxes@{view}"] = back(list(refined.split(counts)), tin.image_sizes).numpy()
             box_extras[f"probs@{view}"] = _bg_last(probs).numpy()
         if "box_features" in extras:

@@ -152,7 +152,7 @@ class RetinaNetBackend(Backend):
             if not boxes:
                 return np.zeros((0, 4), np.float32)
             return torch.cat([resize_boxes(b, s, o) for b, s, o
-                              in zip(boxes, tin.image_sizes, sizes)]).numpy().astype(np.float32)
+                              in zip(boxes, tin.image_sizes, sizes, strict=True)]).numpy().astype(np.float32)
 
         box_extras, image_extras = {}, {}
         frames = {"orig": feats}
@@ -166,7 +166,7 @@ class RetinaNetBackend(Backend):
                 outputs[(frame, head)] = m.head_outputs(head, frames[frame])
             out = outputs[(frame, head)]
             boxes, probs = [], []
-            for i, (d, size) in enumerate(zip(dets, tin.image_sizes)):
+            for i, (d, size) in enumerate(zip(dets, tin.image_sizes, strict=True)):
                 anchor = layout.mirrored(d["anchor"], size[1]) if frame == "flip" else d["anchor"]
                 b = m.decode(out.deltas[i, anchor], anchors[anchor], size)
                 boxes.append(_hflip_t(b, size[1]) if frame == "flip" else b)

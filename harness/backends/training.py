@@ -151,7 +151,7 @@ class Batches:
         wants_unlabeled = objective.begin(model, fraction) and len(self.data.unlabeled) > 0
         total = 0.0
         for stream, (positions, weight) in enumerate(
-                zip(self.sampler.next(), (1.0, c.unlabeled_loss_weight))):
+                zip(self.sampler.next(), (1.0, c.unlabeled_loss_weight), strict=True)):
             if len(positions) == 0 or weight == 0:
                 continue
             images, targets = load_batch(self.data, positions, self.rng, c.hflip_augment,

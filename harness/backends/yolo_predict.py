@@ -84,7 +84,7 @@ def box_features(feats: list[torch.Tensor], b: int, centres: torch.Tensor,
     """(K, sum of channels): every level's features at the cell holding each anchor centre
     (the detecting level's own anchor cell among them)."""
     parts = []
-    for f, s in zip(feats, strides):
+    for f, s in zip(feats, strides, strict=True):
         h, w = f.shape[-2:]
         col = (centres[:, 0] / s).long().clamp(0, w - 1)
         row = (centres[:, 1] / s).long().clamp(0, h - 1)
@@ -122,7 +122,7 @@ class RawPredictor:
         flipped = self.forward(x.flip(-1))[0].cpu() if "flip" in views else None
         y, size = y.cpu(), float(x.shape[-1])
         out = {k: [] for k in ("boxes", "labels", "scores", "class_probs")}
-        for b, (det, idx) in enumerate(zip(dets, keep)):
+        for b, (det, idx) in enumerate(zip(dets, keep, strict=True)):
             det, frame = det.cpu(), (boxed[b][1], images[b].shape[:2])
             out["boxes"].append(to_original(det[:, :4], *frame))
             out["scores"].append(det[:, 4])

@@ -45,7 +45,7 @@ def yolo_lines(boxes: np.ndarray, labels: np.ndarray, width: int, height: int) -
     rows = np.stack([(b[:, 0] + b[:, 2]) / 2 / width, (b[:, 1] + b[:, 3]) / 2 / height,
                      w / width, h / height], 1)[keep]
     return "".join(f"{int(c)} {x:.6f} {y:.6f} {bw:.6f} {bh:.6f}\n"
-                   for c, (x, y, bw, bh) in zip(np.asarray(labels)[keep], rows))
+                   for c, (x, y, bw, bh) in zip(np.asarray(labels)[keep], rows, strict=True))
 
 
 def export_training_set(data: TrainingSet, root: Path, n_classes: int, copies: int = 1) -> Path:

@@ -108,7 +108,7 @@ class ImageSet:
             [f for p in parts for f in p.file_names], np.concatenate([p.widths for p in parts]),
             np.concatenate([p.heights for p in parts]), np.concatenate([p.boxes for p in parts]),
             np.concatenate([p.labels for p in parts]),
-            np.concatenate([p.box_image + o for p, o in zip(parts, offsets)]),
+            np.concatenate([p.box_image + o for p, o in zip(parts, offsets, strict=False)]),
             np.concatenate([p.ignore for p in parts]),
             FileImages([path for p in parts for path in p.loader.paths]))
 
@@ -172,5 +172,5 @@ class Dataset:
             "family": self.family,
             "classes": list(self.classes),
             "splits": splits,
-            "per_class": {c: int(n) for c, n in zip(self.classes, per_class)},
+            "per_class": {c: int(n) for c, n in zip(self.classes, per_class, strict=True)},
         }

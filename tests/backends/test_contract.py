@@ -124,12 +124,18 @@ def test_extras_have_one_row_per_detection_or_image(trained, pool):
 
 def with_a_wide_image(pool):
     """The pool with image 1 widened to 256 px (the digits canvas twice, side by side), so a
-    batch of images 0 and 1 pads image 0 to twice its width, as real datasets' aspect ratios do."""
+    batch of images 0 and 1 pads image 0 to twice its width, as real datasets' aspect ratios
+    do; image 0 inverted, so that what padding adds would show."""
     import dataclasses
 
     widths = pool.widths.copy()
     widths[1] *= 2
-    loader = lambda i: np.concatenate([pool.image(i)] * 2, axis=1) if i == 1 else pool.image(i)  # noqa: E731
+
+    def loader(i):
+        if i == 1:
+            return np.concatenate([pool.image(i)] * 2, axis=1)
+        return 255 - pool.image(i)  # bright: its features differ from the padding's
+
     return dataclasses.replace(pool, widths=widths, loader=loader)
 
 
@@ -142,8 +148,11 @@ def test_image_features_do_not_depend_on_batch_neighbours(trained, pool):
     wide = with_a_wide_image(pool)
     alone = backend.predict(wide, np.array([0]), extras=("image_features",))
     together = backend.predict(wide, np.array([0, 1]), extras=("image_features",))
-    np.testing.assert_allclose(together.image_extras["image_features"][0],
-                               alone.image_extras["image_features"][0], rtol=1e-4, atol=1e-5)
+    a = alone.image_extras["image_features"][0]
+    b = together.image_extras["image_features"][0]
+    # convolutions near the image's edge still see the batch's padding (as in any padded
+    # batch): a small difference; averaging over the padding too halves the feature
+    assert np.linalg.norm(b - a) < 0.05 * np.linalg.norm(a), np.linalg.norm(b - a) / np.linalg.norm(a)
 
 
 def test_what_the_backend_lacks_is_a_capability_error(trained, pool):

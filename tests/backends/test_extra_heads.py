@@ -258,7 +258,7 @@ def test_unlabelled_discrepancy_term_has_the_phase_sign(pool):
     m = FasterRCNNBackend(10, "cpu", seed=0).model
     data = half_labelled(pool)
     images = [img for img, _ in zip(*load_batch(data, np.arange(4), np.random.default_rng(0),
-                                                False, to_target))]
+                                                False, to_target), strict=True)]
     m.eval()  # the frozen backbone of the max phase then matches the min phase's
     objective = RCNNObjective(m, {"instance_discrepancy": {"lambda": 1.0}})
     with torch.no_grad():

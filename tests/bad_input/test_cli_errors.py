@@ -52,7 +52,7 @@ def test_an_os_error_names_the_file(monkeypatch, capsys):
 
 def test_harness_warnings_are_one_line_and_others_untouched(monkeypatch, capsys):
     def cmd(args):
-        warnings.warn(DatasetWarning("skipped 2 boxes\nof zero size"))
+        warnings.warn(DatasetWarning("skipped 2 boxes\nof zero size"), stacklevel=2)
         return 0
     monkeypatch.setattr(harness.cli, "cmd_list", cmd)
     assert main(["list"]) == 0

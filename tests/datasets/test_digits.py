@@ -95,7 +95,7 @@ def test_hard_has_more_objects_per_image_than_easy(small, small_easy):
     def ink_outside(ds):
         s = ds.splits["pool"]
         mask = np.ones((len(s), 128, 128), bool)
-        for (x1, y1, x2, y2), i in zip(s.boxes.astype(int), s.box_image):
+        for (x1, y1, x2, y2), i in zip(s.boxes.astype(int), s.box_image, strict=True):
             mask[i, y1:y2, x1:x2] = False
         return (s.loader.array[mask] > 128).mean()
 

@@ -52,7 +52,7 @@ def shrunk(gt, iou):
 
 def actions(answers):
     return list(zip(answers.action_query.tolist(), answers.action_kind.tolist(),
-                    answers.outcome_names().tolist()))
+                    answers.outcome_names().tolist(), strict=True))
 
 
 def region_margin(box, gt, scale=2.0):
@@ -156,7 +156,7 @@ def test_noisy_thresholds_stay_in_their_intervals(delta_pos, delta_bg, seed):
     oracle = SimulatedAnnotator(POOL, delta_pos=delta_pos, delta_bg=delta_bg)
     boxes = [shrunk(G1, t) for t in LADDER] * 4
     _, a = verify(oracle, boxes, seed=seed)
-    for i, v in zip(a.iou, a.box_verdict):
+    for i, v in zip(a.iou, a.box_verdict, strict=True):
         assert v in (KEEP, DROP, CORRECT)
         if i < 0.7:
             assert v != KEEP  # IoU 0.69 is never kept

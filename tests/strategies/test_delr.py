@@ -70,7 +70,7 @@ def test_class_verification_is_skipped_only_when_confident_and_consistent():
     p2 = [confident, [0.2, 0.7, 0.05], [0.85, 0.1, 0.02], [0.9, 0.05, 0.02]]
     preds = make(boxes, boxes, p1, p2)
     q = DeLR().select(state(preds), preds, np.random.default_rng(0))
-    ask = dict(zip(q.pred, q.then_class))
+    ask = dict(zip(q.pred, q.then_class, strict=True))
     u = classification_uncertainty(preds.class_probs, preds.box_extras["probs@head2/flip"])
     median = np.median(u)
     for row in range(4):
@@ -104,14 +104,14 @@ def test_each_case_costs_what_the_paper_says():
                  [[0.9, 0.05, 0.02], [0.5, 0.4, 0.05], [0.9, 0.05, 0.02]], n_images=1)
     q = DeLR().select(state(preds), preds, np.random.default_rng(0))
     a = oracle.answer(q, np.random.default_rng(0))
-    verdict = dict(zip(q.pred, a.box_verdict))
+    verdict = dict(zip(q.pred, a.box_verdict, strict=True))
     assert verdict == {0: KEEP, 1: CORRECT, 2: DROP}
     seconds = load_cost_model("paper", "voc").seconds(a.action_kind)
     per_query = np.bincount(a.action_query, weights=seconds, minlength=len(q))
-    cost = dict(zip(q.pred, per_query))
+    cost = dict(zip(q.pred, per_query, strict=True))
     assert cost[2] == pytest.approx(1.6)  # dropped: no class question
     assert cost[1] == pytest.approx(1.6 + 35 + 2.7 + 26)  # corrected, class 1 wrong -> fixed
-    class_asked = dict(zip(q.pred, q.then_class))[0]
+    class_asked = dict(zip(q.pred, q.then_class, strict=True))[0]
     assert cost[0] == pytest.approx(1.6 + (2.7 if class_asked else 0.0))
 
 

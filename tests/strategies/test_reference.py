@@ -105,8 +105,9 @@ def test_delr_verifies_boxes_in_descending_eq1_localization_uncertainty(loop_out
             continue
         w, h = state.sizes[preds.image[r]]
         b, o = preds.boxes[r], other[r]
-        xywh = lambda z: [z[0] / w, z[1] / h, (z[2] - z[0]) / w, (z[3] - z[1]) / h]  # noqa: E731
-        u[r] = float(np.mean(np.abs(np.subtract(xywh(b), xywh(o)))))
+        ours = [b[0] / w, b[1] / h, (b[2] - b[0]) / w, (b[3] - b[1]) / h]
+        theirs = [o[0] / w, o[1] / h, (o[2] - o[0]) / w, (o[3] - o[1]) / h]
+        u[r] = float(np.mean(np.abs(np.subtract(ours, theirs))))
     q = run.select(0)
     assert (q.kind == QueryKind.VERIFY_BOX).all() and sorted(q.pred.tolist()) == sorted(u)
     asked = [u[r] for r in q.pred]
@@ -129,19 +130,19 @@ def test_k_center_picks_are_not_random_picks(loop_out, name):
 
 
 @pytest.mark.parametrize("name", ["coreset", "cdal"])
-@pytest.mark.parametrize("unit, budget", [("images", "8"), ("boxes", "40")])
+@pytest.mark.parametrize("unit, budget", [("images", 12), ("boxes", 80)])
 def test_k_center_spends_a_budget_counted_in_images_or_boxes(loop_out, name, unit, budget):
-    """The pick list is sized in the budget's unit: 8 images buy 8 images (not 8 x seconds
-    per image / full-image seconds)."""
-    camp = campaign(loop_out, name, budget_unit=unit, cycle_budget=budget,
+    """The pick list is sized in the budget's unit: 12 images buy 12 images (not 12 / the
+    full-image price in seconds, plus a few spare)."""
+    camp = campaign(loop_out, name, budget_unit=unit, cycle_budget=str(budget),
                     experiment=f"unit-{name}-{unit}")
     run_campaign(camp.cfg, echo=lambda _: None, progress=False)
     actions = pd.read_parquet(camp.cfg.run_dir() / "actions.parquet")
     bought = actions[actions["cycle"] == 1]
     if unit == "images":
-        assert bought["image"].nunique() == 8
+        assert bought["image"].nunique() == budget
     else:  # every box of every image bought counts; the next image would not have fitted
         gt_per_image = np.bincount(camp.pool.box_image[~camp.pool.ignore],
                                    minlength=len(camp.pool))
         spent = gt_per_image[bought["image"].unique()].sum()
-        assert 40 - gt_per_image.max() < spent <= 40
+        assert budget - gt_per_image.max() < spent <= budget

@@ -13,8 +13,19 @@ Omni-DETR's teacher does.
 
 Departures: the detector is the harness's shared backend (Faster R-CNN by default), NOT
 Omni-DETR's Deformable DETR with a mean teacher and bipartite-matching pseudo-label filter, so
-these numbers measure the annotation policy, not Omni-DETR. Points become boxes through the
-current model instead of Omni-DETR's point-guided matching in training.
+these numbers measure the annotation policy, not Omni-DETR. Compared with the official filter
+(amazon-science/omni-detr, util/filtering.py), decided as follows:
+- Extreme-click boxes keep the class the annotator gave. The official filter keeps the box
+  but takes the teacher's most probable class for it; an extreme-click annotator is asked for
+  the objects of a named class (Papadopoulos et al. 2017), so the class is known and paid for.
+- Points become boxes through the current model, each the detection that contains it and is
+  most sure of its class (harness/weak_labels.py), once per cycle's answers, not by the
+  official one-to-one Hungarian matching of points to the teacher's queries (cost: the point's
+  distance to the box centre plus 1 - p(class), x1000 when outside the box) at every training
+  step. Two points may therefore take the same detection, and a point that no detection
+  contains gives no box (the official matching still gives it the least bad query): it is
+  paid for, counted in cycles.csv (`weak_labels_unused`) and marked `unused` in
+  actions.parquet.
 """
 
 from __future__ import annotations

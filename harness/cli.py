@@ -125,6 +125,16 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars or cycle lines")
 
 
+def add_verdict_options(p: argparse.ArgumentParser) -> None:
+    """How the end of a comparison judges it (reports/verdicts.py)."""
+    p.add_argument("--metric", default="ap50", choices=["ap50", "ap"],
+                   help="accuracy the verdicts compare: ap50 (default) or ap (AP50:95)")
+    p.add_argument("--reference", default="random",
+                   help="the strategy every other is paired against (default random)")
+    p.add_argument("--target", type=float, help="hours_to_target.csv: the accuracy to reach "
+                                                "(default: the best every run reaches)")
+
+
 def add_executor_options(p: argparse.ArgumentParser) -> None:
     """Where the grid's runs execute (harness/executors.py)."""
     p.add_argument("--executor", default="local", choices=["local", "ray"],
@@ -223,9 +233,29 @@ def run_study(args, base, strategies, seeds, sweep) -> int:
         print(f"\n{exp.name}")
         print(ap_per_hour_table(pd.read_csv(exp / "summary.csv")))
         print(f"summary: {exp / 'summary.csv'}\ncurves:  {exp / 'curves.png'}")
+        print_verdicts(exp, args.metric, args.reference, args.target)
     for cfg, err in failures:
         print(f"failed: {cfg.strategy} seed{cfg.seed}: {err}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def print_verdicts(exp, metric: str, reference: str, target: float | None) -> None:
+    """The comparison's verdicts, from its run folders (reports/verdicts.py): the CSVs and
+    aubc.png in the experiment folder, and the table on the terminal (kept by --quiet)."""
+    from reports import fig_aubc, verdicts
+    from reports.output import Skip
+    from reports.runs import load_runs
+
+    runs = load_runs(exp)
+    found = verdicts.write_verdicts(runs, exp, metric, reference, target)
+    print(verdicts.verdict_text(found["aubc"], found["verdict"], reference, metric))
+    try:
+        fig_aubc.draw(runs, exp / "aubc", ("png",), metric, reference)
+        plot = f", {exp / 'aubc.png'}"
+    except Skip:
+        plot = ""
+    print(f"verdicts: {exp / 'verdict.csv'}, {exp / 'aubc.csv'}, "
+          f"{exp / 'hours_to_target.csv'}{plot}")
 
 
 def cmd_reproduce(args) -> int:
@@ -251,7 +281,8 @@ def cmd_reproduce(args) -> int:
     code = run_study(args, base, list(spec.strategies), seeds,
                      {**spec.sweep, **parse_sweep(args.sweep)})
     result = make_figures(root, None, parse_names(",".join(spec.figures)),
-                          parse_formats(args.format), spec.metric, report=True)
+                          parse_formats(args.format), spec.metric, report=True,
+                          reference=args.reference, target=args.target)
     return code or (0 if result.drawn else 1)
 
 
@@ -283,7 +314,8 @@ def cmd_figures(args) -> int:
     from reports.figures import make_figures, parse_formats, parse_names
 
     result = make_figures(args.runs_dir, args.out, parse_names(args.only),
-                          parse_formats(args.format), args.metric, report=not args.no_report)
+                          parse_formats(args.format), args.metric, report=not args.no_report,
+                          reference=args.reference, target=args.target)
     return 0 if result.drawn else 1
 
 
@@ -321,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--sweep", action="append", help="run the grid once per value, e.g. "
                                                     "--sweep tau=0.5,0.7,0.9 (repeat for a grid)")
+    add_verdict_options(p)
     add_run_options(p)
     add_executor_options(p)
     p.set_defaults(func=cmd_compare)
@@ -332,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--sweep", action="append", help="extra sweep, e.g. tau=0.5,0.7,0.9")
     p.add_argument("--format", default="png", help="comma-separated: png, svg, pdf")
+    add_verdict_options(p)
     add_run_options(p)
     add_executor_options(p)
     p.set_defaults(func=cmd_reproduce)
@@ -349,7 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="png", help="comma-separated: png, svg, pdf (default png)")
     p.add_argument("--out", help="output folder (default RUNS_DIR/figures)")
     p.add_argument("--metric", default="ap50", choices=["ap50", "ap", "voc07_ap50"],
-                   help="accuracy on curves and tables: ap50 (default), ap (AP50:95), voc07_ap50")
+                   help="accuracy on curves, tables and verdicts: ap50 (default), ap "
+                        "(AP50:95), voc07_ap50")
+    p.add_argument("--reference", default="random",
+                   help="the strategy every other is paired against (default random)")
+    p.add_argument("--target", type=float, help="hours_to_target.csv: the accuracy to reach "
+                                                "(default: the best every run reaches)")
     p.add_argument("--no-report", action="store_true", help="do not write report.html")
     p.set_defaults(func=cmd_figures)
     return parser

@@ -17,7 +17,8 @@ from typing import Callable
 import pandas as pd
 
 from harness.errors import HarnessError
-from reports import fig1, fig_classes, fig_confusion, fig_curves, fig_pseudo, html, tables
+from reports import (fig1, fig_aubc, fig_classes, fig_confusion, fig_curves, fig_pseudo, html,
+                     tables, verdicts)
 from reports.output import FORMATS, Skip, save_data
 from reports.runs import Runs, load_runs
 from reports.style import metric_label
@@ -31,18 +32,29 @@ class FigureSpec:
 
 
 def _curves(x):
-    def draw(runs, stem, formats, metric, title):
+    def draw(runs, stem, formats, metric, title, **_):
         return fig_curves.draw(runs, stem, formats, x=x, metric=metric, title=title)
     return draw
 
 
 def _no_metric(module):
-    def draw(runs, stem, formats, metric, title):
+    def draw(runs, stem, formats, metric, title, **_):
         return module.draw(runs, stem, formats, title=title)
     return draw
 
 
+def _aubc(runs, stem, formats, metric, title, reference="random", **_):
+    return fig_aubc.draw(runs, stem, formats, metric=metric, reference=reference, title=title)
+
+
 FIGURES: dict[str, FigureSpec] = {
+    "aubc": FigureSpec("Verdicts: area under the budget curve",
+                       "Per strategy, the area under its accuracy-per-hour curve divided by the "
+                       "hours (AUBC; a run that ends early holds its last value), mean and 95% "
+                       "Student-t interval over seeds; right: the difference to the reference "
+                       "strategy paired by seed (runs of a seed share the cycle-0 model), with "
+                       "its 95% interval and verdict (unclear below 3 seeds or when the "
+                       "interval contains 0). Numbers: aubc.csv, verdict.csv.", _aubc),
     "fig1": FigureSpec("Fig. 1: pseudo annotations of the initial model",
                        "Confident pseudo boxes (score >= tau) of the cycle-0 model on the pool, "
                        "split by IoU with the best ground-truth box, and class accuracy per case.",
@@ -97,6 +109,8 @@ class Result:
     drawn: list[Drawn] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name [setting], reason)
     report: Path | None = None
+    reference: str = "random"
+    verdicts: dict[str, pd.DataFrame] = field(default_factory=dict)  # aubc, verdict, ...
 
 
 def parse_names(text: str | None) -> list[str]:
@@ -129,14 +143,19 @@ def slug(setting: str) -> str:
 
 def make_figures(root: str | Path, out: str | Path | None = None, only: list[str] | None = None,
                  formats=("png",), metric: str = "ap50", report: bool = True,
-                 echo: Callable[[str], None] = print) -> Result:
+                 echo: Callable[[str], None] = print, reference: str = "random",
+                 target: float | None = None) -> Result:
     """Draw `only` (default: all) from the runs under `root` into `out` (default
-    root/figures). Raises HarnessError when there is no run; never for a figure it cannot
-    draw (that lands in Result.skipped)."""
+    root/figures), and write the verdicts (aubc.csv, verdict.csv, hours_to_target.csv) into
+    `root`. Raises HarnessError when there is no run; never for a figure it cannot draw (that
+    lands in Result.skipped)."""
     runs = load_runs(root)
     out = Path(out) if out else Path(root) / "figures"
     out.mkdir(parents=True, exist_ok=True)
-    result = Result(out, runs)
+    result = Result(out, runs, reference=reference)
+    if metric in runs.cycles.columns:
+        result.verdicts = verdicts.write_verdicts(runs, root, metric, reference, target)
+        echo(f"wrote verdicts: {', '.join(str(Path(root) / f'{n}.csv') for n in result.verdicts)}")
     names = only or [*FIGURES, *TABLES]
     for name in (n for n in names if n in FIGURES):
         _draw_figure(result, name, formats, metric)
@@ -160,7 +179,7 @@ def _draw_figure(result: Result, name: str, formats, metric: str) -> None:
     for setting, sub in settings:
         stem = result.out / (f"{name}__{slug(setting)}" if len(settings) > 1 else name)
         try:
-            data = spec.draw(sub, stem, formats, metric, setting)
+            data = spec.draw(sub, stem, formats, metric, setting, reference=result.reference)
         except Skip as why:
             result.skipped.append((f"{name} [{setting}]" if setting else name, str(why)))
             continue

@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from reports import verdicts
+
 CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 figure{margin:1.5em 0;border-top:1px solid #ccc;padding-top:.5em}
 img{max-width:100%}table{border-collapse:collapse;font-size:90%;margin:.5em 0}
@@ -60,6 +62,18 @@ def action_summary(actions: pd.DataFrame) -> pd.DataFrame:
     return out.round({"actions": 1, "hours": 2})
 
 
+def _verdicts(result) -> str:
+    """The page opens with the verdicts: each strategy against the reference, paired by seed."""
+    v = result.verdicts["verdict"]
+    means = verdicts.strategy_intervals(result.verdicts["aubc"])
+    return ("<h2>Verdicts against " + html.escape(result.reference) + "</h2>"
+            "<p>AUBC: area under the accuracy-per-hour curve divided by the hours; interval: "
+            "95% over seeds (Student t; bootstrap above 10 seeds). <i>unclear</i> below 3 "
+            "seeds or when the interval of the paired difference contains 0.</p>"
+            + v.to_html(index=False, float_format=lambda x: f"{x:.4f}")
+            + means.to_html(index=False, float_format=lambda x: f"{x:.4f}"))
+
+
 def render(result) -> str:
     """The whole page as a string (see write_report)."""
     runs, out_dir = result.runs, result.out
@@ -71,6 +85,8 @@ def render(result) -> str:
         f'<li><a href="#{html.escape(d.files[0].stem)}">{html.escape(d.title)}'
         f'{" [" + html.escape(d.setting) + "]" if d.setting else ""}</a></li>'
         for d in result.drawn) + "</ul></nav>"]
+    if result.verdicts:
+        parts.append(_verdicts(result))
     parts += [_section(d, out_dir) for d in result.drawn]
     if result.skipped:
         parts.append("<h2>Skipped</h2><ul>" + "".join(

@@ -20,6 +20,22 @@ def test_compare_writes_summary_and_curves_and_skips_finished_runs(tmp_path, cap
     assert (exp / "curves.png").stat().st_size > 0 and (exp / "curves.svg").is_file()
     table = capsys.readouterr().out
     assert "| delr | 1 |" in table and "| random | 0 |" in table
+    # the verdicts, printed (with --quiet) and written, from the run folders alone
+    assert "paired against random" in table and "| random |" in table
+    aubc = pd.read_csv(exp / "aubc.csv")
+    end = summary.groupby(["strategy", "seed"])["hours"].max().max()
+    for r in aubc.itertuples():  # the README's definition, computed independently
+        c = summary[(summary["strategy"] == r.strategy) & (summary["seed"] == r.seed)]
+        h, v = c.sort_values("cycle")["hours"].tolist(), c.sort_values("cycle")["ap50"].tolist()
+        if h[-1] < end:
+            h, v = h + [end], v + [v[-1]]
+        area = sum((v[i] + v[i + 1]) / 2 * (h[i + 1] - h[i]) for i in range(len(h) - 1))
+        assert abs(r.aubc - area / (end - h[0])) < 1e-6 and r.hours_end == end
+    verdict = pd.read_csv(exp / "verdict.csv").set_index("strategy").loc["delr"]
+    assert verdict["reference"] == "random" and verdict["n_seeds"] == 2
+    assert verdict["ci_low"] <= verdict["mean_diff"] <= verdict["ci_high"]
+    assert verdict["verdict"] == "unclear"  # two seeds are too few for a verdict
+    assert (exp / "hours_to_target.csv").is_file() and (exp / "aubc.png").is_file()
     # the cycle-0 model is trained once per seed and shared by both strategies
     assert len(list((tmp_path / "_shared").glob("cycle0-*.pt"))) == 2
     c0 = summary[summary["cycle"] == 0].set_index(["seed", "strategy"])["ap50"]

@@ -58,9 +58,12 @@ class RunConfig:
     experiment: str = ""  # empty: named after the dataset
     out: str = "runs"
     strategy_params: dict[str, Any] = field(default_factory=dict)
+    # the dataset's class list, pinned when the run starts (a VOC folder without classes.txt
+    # infers it from its annotations): a resume on changed annotations is refused, not mixed
+    classes: list[str] | None = None
 
     def experiment_name(self) -> str:
-        return self.experiment or re.sub(r"[^A-Za-z0-9_.-]+", "-", self.dataset)
+        return self.experiment or short_dataset_name(self.dataset)
 
     def run_dir(self) -> Path:
         return Path(self.out) / self.experiment_name() / self.strategy / f"seed{self.seed}"
@@ -70,6 +73,20 @@ class RunConfig:
 
 
 FIELDS = {f.name: f for f in fields(RunConfig)}
+LOCAL_FORMATS = ("voc", "coco", "yolo")  # specs that name a path: voc:ROOT, coco:FILE[:DIR], ...
+
+
+def short_dataset_name(spec: str) -> str:
+    """A readable folder name for a dataset spec: `voc-VOC2007` for voc:/data/VOCdevkit/VOC2007,
+    `coco-instances_val2017` for coco:/x/instances_val2017.json:/x/images, `digits-hard` for
+    digits:hard; never the absolute paths themselves."""
+    kind, _, rest = spec.partition(":")
+    if kind in LOCAL_FORMATS and rest:
+        path = Path(rest.split(":")[0].rstrip("/\\"))
+        name = f"{kind}-{path.stem if path.suffix else path.name}"
+    else:
+        name = spec
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "dataset"
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -101,6 +118,10 @@ def _coerce(name: str, value: Any) -> Any:
             if not isinstance(value, (int, float, str)):
                 raise TypeError
             return float(value)
+        if "list[str]" in str(hint):
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise ValueError
+            return list(value)
         if kind is dict:
             if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
                 raise ValueError

@@ -36,6 +36,7 @@ from cost_models.paper import DatasetStats
 from harness.backends.base import TrainControl, TrainingSet, require
 from harness.budget import affordable_prefix, cycle_budget, query_costs
 from harness.config import RunConfig, parse_amount
+from harness.errors import ConfigError
 from harness.datasets import load_dataset
 from harness.datasets.base import Dataset, ImageSet
 from harness.evaluation import evaluate
@@ -114,6 +115,13 @@ class Campaign:
         if weights:
             backend_cls.check_weights(weights)
         ds, pool, test = pool_and_test(cfg)
+        classes = [str(c) for c in ds.classes]
+        if cfg.classes is not None and list(cfg.classes) != classes:
+            raise ConfigError(
+                f"{cfg.dataset}: the run was started with the classes {', '.join(cfg.classes)}, "
+                f"the dataset now has {', '.join(classes)}; restore its annotations (or "
+                "classes.txt), or start a new run with another --experiment or --out")
+        cfg = replace(cfg, classes=classes)  # pinned in config.yaml
         oracle = ORACLES.get(cfg.oracle)(pool, delta_pos=cfg.delta_pos, delta_bg=cfg.delta_bg)
         labelled_objects = int((~pool.ignore).sum())
         cost = load_cost_model(cfg.cost_model, ds.family, DatasetStats(
@@ -218,7 +226,7 @@ class Campaign:
 def run_campaign(cfg: RunConfig, echo: Callable[[str], None] = print, progress: bool = True) -> Path:
     """Run (or resume) one campaign; returns its folder."""
     camp = Campaign.build(cfg, echo, progress)
-    store = camp.store
+    store, cfg = camp.store, camp.cfg
     store.check_or_save_config(cfg)
     done = store.progress()
     tag = f"{cfg.strategy} seed{cfg.seed}"

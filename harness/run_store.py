@@ -58,7 +58,8 @@ class RunStore:
         if path.is_file() and (self.state / "progress.json").is_file():
             saved = yaml.safe_load(path.read_text()) or {}
             wanted = cfg.as_dict()
-            diff = sorted(k for k in wanted if k not in RESUMABLE and saved.get(k) != wanted[k])
+            diff = sorted(k for k in wanted if k not in RESUMABLE and saved.get(k) != wanted[k]
+                          and not (k == "classes" and saved.get(k) is None))  # older folders
             if diff:
                 raise HarnessError(
                     f"{self.dir} holds a run with other settings ({', '.join(diff)}); resume it "

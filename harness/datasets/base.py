@@ -36,7 +36,9 @@ class FileImages:
         path = self.paths[index]
         try:
             with Image.open(path) as img:
-                return np.asarray(img.convert("RGB"))
+                # np.array, not np.asarray: Pillow's buffer is read-only, and a tensor made
+                # from it (training, prediction) would share memory it may not write
+                return np.array(img.convert("RGB"))
         except FileNotFoundError:
             raise DatasetError(f"image file {path} is missing; restore it or remove its "
                                "annotation") from None

@@ -31,7 +31,10 @@ LAYOUT_HINT = ("A VOC root holds Annotations/*.xml, JPEGImages/ and "
 
 
 def voc_classes(root: Path) -> tuple[str, ...]:
-    """The 20 VOC classes, or the names in ROOT/classes.txt (one a line) for a custom set."""
+    """The names in ROOT/classes.txt (one a line) for a custom set; without that file, the 20
+    VOC classes when the annotations use no other name, else every name the annotations of
+    all splits use, sorted (labelImg's output, for example), announced so the user can pin
+    them (each run also keeps its class list in config.yaml)."""
     custom = root / "classes.txt"
     if custom.is_file():
         names = tuple(line.strip() for line in read_text(custom, "class list").splitlines()
@@ -43,7 +46,35 @@ def voc_classes(root: Path) -> tuple[str, ...]:
             raise DatasetError(f"{custom} lists {', '.join(map(repr, twice))} more than once; "
                                "each class name must appear on one line only")
         return names
-    return VOC_CLASSES
+    found = annotated_classes(root)
+    if found <= set(VOC_CLASSES):
+        return VOC_CLASSES
+    names = tuple(sorted(found))
+    warnings.warn(DatasetWarning(
+        f"{root}: no classes.txt, and the annotations use classes other than VOC's 20: "
+        f"inferred {len(names)} from them, sorted: {', '.join(names)}. To pin this list (or "
+        f"another order), write it to {custom}, one name a line"), stacklevel=2)
+    return names
+
+
+def annotated_classes(root: Path) -> set[str]:
+    """Every <object><name> in the XMLs of the image sets a dataset reads (trainval, test)."""
+    names: set[str] = set()
+    for image_set in ("trainval", "test"):
+        listing = root / "ImageSets" / "Main" / f"{image_set}.txt"
+        if not listing.is_file():
+            continue
+        for line in read_text(listing, "VOC image set").splitlines():
+            if not line.strip():
+                continue
+            xml = inside(root / "Annotations", f"{line.split()[0]}.xml", str(listing))
+            try:
+                tree = ElementTree.parse(xml)
+            except (OSError, ParseError, DefusedXmlException, LookupError):
+                continue  # read_annotation reports it with its reason
+            found = (o.findtext("name") or "" for o in tree.getroot().iter("object"))
+            names.update(n.strip() for n in found if n.strip())  # blank: read_annotation says
+    return names
 
 
 def _text(node, tag: str, where: str) -> str:

@@ -169,11 +169,15 @@ def _voc(folder: Path) -> Path:
 
 
 def _xml_case(name: str, *words: str, text: Callable[[str], str] | None = None,
-              objects=None, size=(64, 48), raw: bytes | None = None, at_listing=False):
-    """Annotations/000001.xml rewritten: by `text(old_xml)`, from `objects`, or as `raw` bytes."""
+              objects=None, size=(64, 48), raw: bytes | None = None, at_listing=False,
+              classes: tuple[str, ...] | None = None):
+    """Annotations/000001.xml rewritten: by `text(old_xml)`, from `objects`, or as `raw` bytes;
+    `classes`: a ROOT/classes.txt (without it, unknown names become inferred classes)."""
     @case(DATASETS, f"voc/{name}")
     def build(folder: Path) -> Case:
         root = _voc(folder)
+        if classes is not None:
+            (root / "classes.txt").write_text("".join(c + "\n" for c in classes))
         xml = root / "Annotations" / "000001.xml"
         if text is not None:
             xml.write_text(text(xml.read_text()))
@@ -217,7 +221,7 @@ _xml_case("no-name", "object 1", "<name>", text=_drop("name"))
 _xml_case("empty-name", "object 1", "<name>",
           text=lambda t: t.replace("<name>dog</name>", "<name> </name>"))
 _xml_case("unknown-class", "object 1", "'unicorn'", "classes.txt",
-          objects=[("unicorn", (1, 1, 9, 9), 0)])
+          objects=[("unicorn", (1, 1, 9, 9), 0)], classes=("cat", "dog", "person"))
 _xml_case("coordinate-not-a-number", "object 1", "'ten'", objects=[("dog", ("ten", 6, 40, 30), 0)])
 _xml_case("negative-size-box", "object 2", "x2 <= x1",
           objects=[("dog", (11, 6, 40, 30), 0), ("cat", (30, 6, 20, 30), 0)])

@@ -7,10 +7,12 @@ import os
 
 import numpy as np
 import pytest
+import yaml
 
 from harness.cli import main
 from harness.datasets import load_dataset
 from harness.datasets.voc import VOC_CLASSES
+from harness.errors import DatasetWarning
 from tests.conftest import build_voc, voc_xml, write_image
 
 DOG, PERSON, CAT = (VOC_CLASSES.index(c) for c in ("dog", "person", "cat"))
@@ -76,6 +78,41 @@ def test_custom_classes_from_classes_txt(tmp_path):
     ds = load_dataset(f"voc:{root}")
     assert ds.classes == ("apple", "banana")
     np.testing.assert_array_equal(ds.splits["all"].labels, [1, 0])
+
+
+LABELIMG = [{"stem": "a", "size": (30, 20), "objects": [("banana", (1, 1, 10, 10), False)]},
+            {"stem": "b", "size": (30, 20), "objects": [("apple", (5, 5, 30, 20), False)]},
+            {"stem": "c", "size": (30, 20), "objects": [("cherry", (2, 2, 9, 9), False)]}]
+
+
+def test_without_classes_txt_the_classes_are_inferred_from_every_split(tmp_path):
+    """labelImg's output: no classes.txt, classes that are not VOC's; 'cherry' is only in test."""
+    root = build_voc(tmp_path / "fruit", LABELIMG, ["a", "b"], test=["c"])
+    with pytest.warns(DatasetWarning, match="inferred 3 from them, sorted: apple, banana, "
+                                            "cherry.*classes.txt"):
+        ds = load_dataset(f"voc:{root}")
+    assert ds.classes == ("apple", "banana", "cherry")
+    np.testing.assert_array_equal(ds.splits["pool"].labels, [1, 0])
+    np.testing.assert_array_equal(ds.splits["test"].labels, [2])
+
+
+def test_a_run_pins_the_inferred_classes_and_refuses_changed_ones(tmp_path, capsys):
+    root = build_voc(tmp_path / "fruit", LABELIMG, ["a", "b"], test=["c"])
+    argv = ["run", "--strategy", "random", "--dataset", f"voc:{root}", "--cycles", "0",
+            "--initial", "2", "--train-iters", "1", "--initial-train-iters", "1",
+            "--out", str(tmp_path / "runs"), "--quiet"]
+    assert main(argv) == 0
+    assert "inferred 3 from them, sorted: apple, banana, cherry" in capsys.readouterr().err
+    run = tmp_path / "runs" / "voc-fruit" / "random" / "seed0"  # a short experiment name
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["classes"] == ["apple", "banana", "cherry"]
+    from harness.loop import _dataset
+
+    _dataset.cache_clear()  # a later process would read the changed annotations
+    (root / "Annotations" / "c.xml").write_text(voc_xml("c.jpg", 30, 20,
+                                                         [("date", (2, 2, 9, 9), 0)]))
+    assert main(["resume", str(run)]) == 2
+    assert "started with the classes apple, banana, cherry" in capsys.readouterr().err
 
 
 def test_describe_json(voc_root, capsys):
@@ -149,6 +186,7 @@ def test_slightly_outside_box_is_clipped(voc_root):
 
 
 def test_unknown_class_name(voc_root, assert_dataset_error):
+    (voc_root / "classes.txt").write_text("\n".join(VOC_CLASSES) + "\n")  # a pinned list
     _xml(voc_root).write_text(voc_xml("000001.jpg", 64, 48, [("unicorn", (1, 1, 9, 9), 0)]))
     message = assert_dataset_error(f"voc:{voc_root}", str(_xml(voc_root)), "object 1",
                                    "'unicorn'")
@@ -188,3 +226,17 @@ def test_symlink_escaping_the_root(voc_root, tmp_path, assert_dataset_error):
     target.unlink()
     target.symlink_to(outside)
     assert_dataset_error(f"voc:{voc_root}", str(_xml(voc_root)), "escapes")
+
+
+def test_images_from_files_are_writable_so_torch_warns_nothing(voc_root):
+    """Pillow's buffer is read-only; a tensor made from it made torch warn on every real-data
+    run (harness/backends/training.py). The loader hands out arrays it owns."""
+    import warnings
+
+    from harness.backends.training import image_tensor
+
+    image = load_dataset(f"voc:{voc_root}").splits["pool"].image(0)
+    assert image.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image_tensor(image)

@@ -21,10 +21,12 @@ from typing import Callable
 
 import pandas as pd
 
+from harness import eta
 from harness.config import RunConfig
 from harness.errors import CapabilityError, ConfigError, HarnessError
 from harness.executors import (LocalExecutor, Task, prepare_cycle0, run_one, run_resources,
                                silent)
+from harness.eta import planned_iterations
 from harness.io import write_csv_atomic
 from harness.loop import Campaign
 
@@ -80,7 +82,11 @@ def run_grid(configs: list[RunConfig], echo: Callable[[str], None] = print,
                  for c in configs]
     else:
         tasks = [Task(run_one, (c, echo, progress)) for c in configs]
-    executor.run(tasks, report)
+        eta.start(planned_iterations(campaigns), echo)  # "about 9 min left"
+    try:
+        executor.run(tasks, lambda i, err: (report(i, err), eta.run_done()))
+    finally:
+        eta.stop()
     failures = [(cfg, err) for _, cfg, err in sorted(failures, key=lambda f: f[0])]
     # a sweep has one experiment folder per setting, each summarised; one where every run
     # failed before finishing a cycle has nothing to summarise (its failures say why)

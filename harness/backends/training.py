@@ -21,6 +21,7 @@ import torch
 
 from harness.backends.base import TrainControl, TrainingSet
 from harness.errors import HarnessError
+from harness import eta
 from harness.progress import progress_bar
 
 
@@ -209,6 +210,7 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
                 torch.nn.utils.clip_grad_norm_(params, control.grad_clip)
             opt.step()
             it += 1
+            eta.tick()
             value = float(total.detach())
             smooth = value if smooth is None else 0.9 * smooth + 0.1 * value
             if budget_s is None:

@@ -125,10 +125,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars or cycle lines")
 
 
-def add_verdict_options(p: argparse.ArgumentParser) -> None:
-    """How the end of a comparison judges it (reports/verdicts.py)."""
-    p.add_argument("--metric", default="ap50", choices=["ap50", "ap"],
-                   help="accuracy the verdicts compare: ap50 (default) or ap (AP50:95)")
+def add_verdict_options(p: argparse.ArgumentParser, metric: bool = True) -> None:
+    """How the end of a comparison judges it (reports/verdicts.py); a reproduce study names
+    its own metric."""
+    if metric:
+        p.add_argument("--metric", default="ap50", choices=["ap50", "ap"],
+                       help="accuracy the verdicts compare: ap50 (default) or ap (AP50:95)")
     p.add_argument("--reference", default="random",
                    help="the strategy every other is paired against (default random)")
     p.add_argument("--target", type=float, help="hours_to_target.csv: the accuracy to reach "
@@ -247,7 +249,14 @@ def print_verdicts(exp, metric: str, reference: str, target: float | None) -> No
     from reports.runs import load_runs
 
     runs = load_runs(exp)
-    found = verdicts.write_verdicts(runs, exp, metric, reference, target)
+    try:
+        found = verdicts.write_verdicts(runs, exp, metric, reference, target)
+    except HarnessError as why:
+        print(f"no verdicts: {why}")
+        return
+    reference, note = found["reference"].iloc[0]
+    if note:
+        print(note)
     print(verdicts.verdict_text(found["aubc"], found["verdict"], reference, metric))
     try:
         fig_aubc.draw(runs, exp / "aubc", ("png",), metric, reference)
@@ -269,6 +278,7 @@ def cmd_reproduce(args) -> int:
     from reports.figures import make_figures, parse_formats, parse_names
 
     spec = study(args.name)
+    args.metric = spec.metric  # the study's accuracy, in its verdicts as in its figures
     preset = preset_for(spec, args.dataset)
     args.preset = None  # the study picks the preset
     base = run_config(args, {**preset_options(preset), **spec.overrides})
@@ -365,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--sweep", action="append", help="extra sweep, e.g. tau=0.5,0.7,0.9")
     p.add_argument("--format", default="png", help="comma-separated: png, svg, pdf")
-    add_verdict_options(p)
+    add_verdict_options(p, metric=False)
     add_run_options(p)
     add_executor_options(p)
     p.set_defaults(func=cmd_reproduce)

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from harness.errors import HarnessError  # noqa: E402
 from reports import verdicts  # noqa: E402
 from reports.output import Skip, save_figure  # noqa: E402
 from reports.runs import Runs  # noqa: E402
@@ -28,7 +29,11 @@ def data(runs: Runs, metric: str = "ap50", reference: str = "random") -> pd.Data
     against the reference (NaN for the reference itself)."""
     if metric not in runs.cycles.columns:
         raise Skip(f"cycles.csv has no {metric!r} column")
-    table = verdicts.aubc_table(runs, metric)
+    try:
+        table = verdicts.aubc_table(runs, metric)
+    except HarnessError as why:
+        raise Skip(str(why)) from None
+    reference, _ = verdicts.choose_reference(table["strategy"], reference)
     means = verdicts.strategy_intervals(table)
     paired = verdicts.verdict_table(table, reference, metric)
     keys = [*table.columns[4:], "strategy"]

@@ -52,7 +52,7 @@ FIGURES: dict[str, FigureSpec] = {
                        "Per strategy, the area under its accuracy-per-hour curve divided by the "
                        "hours (AUBC; a run that ends early holds its last value), mean and 95% "
                        "Student-t interval over seeds; right: the difference to the reference "
-                       "strategy paired by seed (runs of a seed share the cycle-0 model), with "
+                       "strategy paired by seed (runs of a seed share the data and initial set), with "
                        "its 95% interval and verdict (unclear below 3 seeds or when the "
                        "interval contains 0). Numbers: aubc.csv, verdict.csv.", _aubc),
     "fig1": FigureSpec("Fig. 1: pseudo annotations of the initial model",
@@ -154,8 +154,7 @@ def make_figures(root: str | Path, out: str | Path | None = None, only: list[str
     out.mkdir(parents=True, exist_ok=True)
     result = Result(out, runs, reference=reference)
     if metric in runs.cycles.columns:
-        result.verdicts = verdicts.write_verdicts(runs, root, metric, reference, target)
-        echo(f"wrote verdicts: {', '.join(str(Path(root) / f'{n}.csv') for n in result.verdicts)}")
+        _write_verdicts(result, root, metric, reference, target, echo)
     names = only or [*FIGURES, *TABLES]
     for name in (n for n in names if n in FIGURES):
         _draw_figure(result, name, formats, metric)
@@ -171,6 +170,20 @@ def make_figures(root: str | Path, out: str | Path | None = None, only: list[str
     if result.report:
         echo(f"report: {result.report}")
     return result
+
+
+def _write_verdicts(result: Result, root, metric, reference, target, echo) -> None:
+    """The verdict CSVs beside the runs; what stops them is reported, never fatal."""
+    try:
+        found = verdicts.write_verdicts(result.runs, root, metric, reference, target)
+    except HarnessError as why:
+        result.skipped.append(("verdicts", str(why)))
+        return
+    result.reference, note = found.pop("reference").iloc[0]
+    if note:
+        echo(note)
+    result.verdicts = found
+    echo(f"wrote verdicts: {', '.join(str(Path(root) / f'{n}.csv') for n in found)}")
 
 
 def _draw_figure(result: Result, name: str, formats, metric: str) -> None:

@@ -21,7 +21,8 @@ import yaml
 from harness.errors import HarnessError
 
 # config keys that do not change what a run computes against its siblings in a plot
-NOT_SETTING = ("strategy", "strategy_params", "seed", "out", "experiment", "data_root")
+NOT_SETTING = ("strategy", "strategy_params", "seed", "out", "experiment", "data_root",
+               "classes")  # classes: pinned from the dataset, which the setting names already
 
 
 @dataclass(frozen=True)

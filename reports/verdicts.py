@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import integrate, stats
 
+from harness.errors import HarnessError
 from reports.runs import NOT_SETTING, Runs
 
 CONFIDENCE = 0.95
@@ -78,12 +79,24 @@ def setting_columns(runs: Runs) -> pd.DataFrame:
 
 
 def _per_run(runs: Runs, metric: str):
-    """Yield (setting_key, index row, hours, values) per run."""
+    """Yield (index position, index row, hours, values) per finished run: a run that stopped
+    before its last cycle (killed, failed, still going) has no verdict yet; one that finished
+    but spent less than others (it ran out of questions) has."""
     if metric not in runs.cycles.columns:
         raise KeyError(f"cycles.csv has no {metric!r} column")
     by_run = dict(tuple(runs.cycles.groupby("run")))
+    seen = {}
     for i, r in runs.index.iterrows():
-        hours, values = run_curve(by_run[r["run"]], metric)
+        cycles = by_run[r["run"]]
+        if cycles["cycle"].max() < int(r["config"].get("cycles", 0)):
+            continue
+        key = (r["setting_key"], r["line"], int(r["seed"]))
+        if key in seen:
+            raise HarnessError(f"{seen[key]} and {r['run']} are the same strategy, seed and "
+                               "setting: give the folder of one experiment, so each seed is "
+                               "paired once")
+        seen[key] = r["run"]
+        hours, values = run_curve(cycles, metric)
         yield i, r, hours, values
 
 
@@ -96,6 +109,9 @@ def aubc_table(runs: Runs, metric: str = "ap50") -> pd.DataFrame:
     rows = [{"strategy": r["line"], "seed": int(r["seed"]),
              "aubc": aubc(hours, values, ends[r["setting_key"]]),
              "hours_end": ends[r["setting_key"]], "_i": i} for i, r, hours, values in curves]
+    if not rows:
+        raise HarnessError("no finished run to judge yet (a run's cycles.csv must reach its "
+                           "last cycle)")
     out = pd.DataFrame(rows).set_index("_i")
     out = out.join(setting_columns(runs)).reset_index(drop=True)
     return out.sort_values([*out.columns[4:], "strategy", "seed"]).reset_index(drop=True)
@@ -213,7 +229,7 @@ def verdict_text(table: pd.DataFrame, verdicts: pd.DataFrame, reference: str,
         half = "" if not np.isfinite(row["ci_half"]) else f" ± {row['ci_half']:.3f}"
         match = verdicts[verdicts["strategy"] == row["strategy"]]
         for s in sweep:
-            match = match[match[s].astype(str) == str(row[s])]
+            match = match[match[s].map(str) == str(row[s])]
         if row["strategy"] == reference:
             diff, word = "(reference)", ""
         elif len(match):
@@ -228,17 +244,32 @@ def verdict_text(table: pd.DataFrame, verdicts: pd.DataFrame, reference: str,
     return "\n".join(lines)
 
 
+def choose_reference(strategies, wanted: str) -> tuple[str, str]:
+    """(reference, note): `wanted` when it ran; else the first strategy in legend order, with
+    a note saying so (a reproduce study without random runs, say)."""
+    from reports.style import legend_order
+
+    present = legend_order(set(strategies))
+    if wanted in present or not present:
+        return wanted, ""
+    return present[0], (f"no {wanted} runs here: verdicts against {present[0]} "
+                        f"(--reference NAME of {', '.join(present)})")
+
+
 def write_verdicts(runs: Runs, folder, metric: str = "ap50", reference: str = "random",
                    target: float | None = None) -> dict[str, pd.DataFrame]:
-    """aubc.csv, verdict.csv and hours_to_target.csv in `folder`, from `runs` alone."""
+    """aubc.csv, verdict.csv and hours_to_target.csv in `folder`, from `runs` alone; the
+    reference actually used (see choose_reference) and any note under "reference"."""
     from pathlib import Path
 
     from harness.io import write_csv_atomic
 
     folder = Path(folder)
     table = aubc_table(runs, metric)
+    reference, note = choose_reference(table["strategy"], reference)
     out = {"aubc": table, "verdict": verdict_table(table, reference, metric),
            "hours_to_target": hours_to_target_table(runs, metric, target)}
     for name, frame in out.items():
         write_csv_atomic(folder / f"{name}.csv", frame)
+    out["reference"] = pd.DataFrame({"reference": [reference], "note": [note]})
     return out

@@ -25,8 +25,9 @@ Departures, and why:
   there.
 - Distributions are over the C classes plus background (the detector's own output).
 - The official k-center's first pick is random over all images; here every pick is the
-  farthest from the labelled set and the picks so far (the greedy rule itself), so the
-  selection is deterministic given the predictions; `rng` only breaks exact ties.
+  farthest from the labelled set and the picks so far (the greedy rule itself; exact ties go
+  to the lowest index), so the selection is deterministic given the predictions. After the
+  picks the budget is expected to buy come the other images, farthest first.
 - The RL selector (CDAL-RL) is not implemented.
 """
 
@@ -86,9 +87,11 @@ def class_distance_to(ctx, present, j) -> np.ndarray:
     return (sym * both).sum(axis=1) / np.maximum(both.sum(axis=1), 1)
 
 
-def k_center(distance_to, n_images: int, centers: np.ndarray, candidates: np.ndarray, k: int,
-             tie: np.ndarray) -> list[int]:
-    """k candidates, each the farthest (min distance to the centres and the picks so far)."""
+def k_center(distance_to, n_images: int, centers: np.ndarray, candidates: np.ndarray,
+             k: int) -> np.ndarray:
+    """k candidates, each the farthest (min distance to the centres and the picks so far; the
+    lowest index among exact ties), then the other candidates, farthest first (the loop
+    keeps asking when the k picks cost less than the budget expected)."""
     min_d = np.full(n_images, np.inf)
     for j in centers:
         np.minimum(min_d, distance_to(j), out=min_d)
@@ -96,11 +99,13 @@ def k_center(distance_to, n_images: int, centers: np.ndarray, candidates: np.nda
     open_[candidates] = True
     picked = []
     for _ in range(min(k, len(candidates))):
-        j = int(np.argmax(np.where(open_, min_d + tie, -np.inf)))
+        j = int(np.argmax(np.where(open_, min_d, -np.inf)))
         picked.append(j)
         open_[j] = False
         np.minimum(min_d, distance_to(j), out=min_d)
-    return picked
+    rest = np.nonzero(open_)[0]
+    return np.concatenate([np.asarray(picked, np.int64),
+                           rest[np.argsort(-min_d[rest], kind="stable")]])
 
 
 @register("cdal")
@@ -127,8 +132,6 @@ class ContextualDiversity(Strategy):
         else:
             raise ConfigError(f"cdal: context must be image or per_class, got {self.context!r}")
         labelled = np.nonzero(state.labels.labeled_cycle >= 0)[0]
-        # exact ties only (e.g. images without detections): far below any real distance gap
-        tie = rng.random(preds.n_images) * 1e-12
         picked = k_center(distance_to, preds.n_images, labelled, state.unlabeled,
-                          state.affordable_images(), tie)
+                          state.affordable_images())
         return Queries.images(QueryKind.FULL_IMAGE, picked)

@@ -20,9 +20,11 @@ from strategies.base import PoolState, Strategy, register
 
 
 def k_center_greedy(features: np.ndarray, centers: np.ndarray, k: int,
-                    chunk: int = 256) -> np.ndarray:
+                    chunk: int = 256, then_rest: bool = False) -> np.ndarray:
     """Indices of k rows of `features` (N, D) picked greedily farthest from `centers` (row
-    indices already covered) and from each other. Squared Euclidean distance, float32."""
+    indices already covered) and from each other; with `then_rest`, every other uncovered row
+    after them, farthest from the covered set first (so the loop keeps asking when the k picks
+    cost less than the budget expected). Squared Euclidean distance, float32."""
     x = np.ascontiguousarray(features, dtype=np.float32)
     sq = np.einsum("nd,nd->n", x, x)
     min_d = np.full(len(x), np.inf, np.float32)
@@ -39,7 +41,10 @@ def k_center_greedy(features: np.ndarray, centers: np.ndarray, k: int,
         picked[i] = j
         np.minimum(min_d, sq + sq[j] - 2.0 * (x @ x[j]), out=min_d)
         min_d[j] = -np.inf
-    return picked
+    if not then_rest:
+        return picked
+    rest = np.nonzero(np.isfinite(min_d))[0]  # neither covered nor picked
+    return np.concatenate([picked, rest[np.argsort(-min_d[rest], kind="stable")]])
 
 
 @register("coreset")
@@ -55,6 +60,7 @@ class CoreSet(Strategy):
         if len(unlabeled) == 0:
             return Queries.images(QueryKind.FULL_IMAGE, [])
         labeled = np.nonzero(state.labels.labeled_cycle >= 0)[0]
-        # enough picks to spend the budget in its own unit, and a few spare
-        order = k_center_greedy(feats, labeled, min(state.affordable_images(), len(unlabeled)))
+        # greedy picks for what the budget buys in its own unit, then the rest, farthest first
+        order = k_center_greedy(feats, labeled, min(state.affordable_images(), len(unlabeled)),
+                                then_rest=True)
         return Queries.images(QueryKind.FULL_IMAGE, order)

@@ -30,7 +30,9 @@ Departures, and why:
   - Faster R-CNN (the default, not MI-AOD's RetinaNet): the two instance classifiers are the
     two RoI heads' whole classification branches (box head and class layer), the
     counterpart of the official code's classification branch; the "backbone" of the min step
-    is everything before them (backbone, RPNs) plus the box regressors and the MIL head.
+    is everything before them (backbone, RPNs) plus the box regressors and the MIL head. The
+    box head also feeds the regressor (the official RetinaNet gives regression its own
+    branch), so the max step moves the features the regressor reads.
     Instances are head 1's test-time RPN proposals (100 per image on the CPU preset), each
     answered by both heads, not dense anchors nor final detections: proposals cover the whole
     image as MI-AOD's anchors do, do not depend on a score threshold, and are what the max /

@@ -116,7 +116,11 @@ class DualHeadRCNN(nn.Module):
         """The instance classifiers MI-AOD plays against each other: each head's whole
         classification branch after the RoI pooling (box head and class layer), the two-stage
         counterpart of the official code's classification branch (RetinaNet's conv tower and
-        output conv). One linear layer each would leave the max step little to play with."""
+        output conv). One linear layer each would leave the max step little to play with.
+        Departure: a torchvision box head also feeds the head's box regressor, which the
+        official RetinaNet keeps on a branch of its own; so the max step moves the features
+        the regressor reads, and the min step holds them (the regressor itself learns in the
+        min and label steps)."""
         return [module for roi in self.roi_heads
                 for module in (roi.box_head, roi.box_predictor.cls_score)]
 

@@ -120,4 +120,4 @@ def test_no_runs_exits_2(tmp_path, capsys):
 
 def test_aliases_expand_in_order_without_duplicates():
     assert parse_names("fig6,fig6c,table2") == ["fig6ab", "fig6c", "table2"]
-    assert parse_names(None)[:2] == ["fig1", "fig4"] and "table5" in parse_names(None)
+    assert parse_names(None)[:3] == ["aubc", "fig1", "fig4"] and "table5" in parse_names(None)

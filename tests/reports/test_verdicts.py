@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
+from harness.errors import HarnessError
 from reports import verdicts
 from reports.runs import load_runs
 from tests.reports.conftest import row, write_run
@@ -48,14 +49,15 @@ def test_paired_interval_is_student_t_up_to_ten_seeds_then_a_bootstrap():
     assert (low, high) == verdicts.paired_interval(diffs)  # a fixed bootstrap seed
 
 
-# three seeds; the reference "random" ends at 3 h, "delr" at 2 h (it ran out of questions)
+# three seeds; the reference "random" ends at 3 h, "delr" at 2 h (it ran out of questions:
+# its last cycle asked nothing)
 CURVES = {
     ("random", 0): [(0, 1.0, 0.20), (1, 2.0, 0.30), (2, 3.0, 0.40)],
     ("random", 1): [(0, 1.0, 0.22), (1, 2.0, 0.32), (2, 3.0, 0.38)],
     ("random", 2): [(0, 1.0, 0.18), (1, 2.0, 0.28), (2, 3.0, 0.42)],
-    ("delr", 0): [(0, 1.0, 0.20), (1, 2.0, 0.40)],
-    ("delr", 1): [(0, 1.0, 0.22), (1, 2.0, 0.41)],
-    ("delr", 2): [(0, 1.0, 0.18), (1, 2.0, 0.39)],
+    ("delr", 0): [(0, 1.0, 0.20), (1, 2.0, 0.40), (2, 2.0, 0.40)],
+    ("delr", 1): [(0, 1.0, 0.22), (1, 2.0, 0.41), (2, 2.0, 0.41)],
+    ("delr", 2): [(0, 1.0, 0.18), (1, 2.0, 0.39), (2, 2.0, 0.39)],
 }
 
 
@@ -95,7 +97,7 @@ def test_aubc_and_paired_verdicts_of_an_experiment(experiment):
 
 def test_hours_to_the_default_target_every_run_reaches(experiment):
     t = verdicts.hours_to_target_table(load_runs(experiment))
-    # the best value every run reaches: the smallest of the runs' best, delr seed 2's 0.38
+    # the best value every run reaches: the smallest of the runs' best, random seed 1's 0.38
     assert (t["target"] == 0.38).all()
     per_run = t[t["seed"].notna()].set_index(["strategy", "seed"])["hours"]
     assert per_run[("random", 0)] == pytest.approx(2.8)  # 0.30 at 2 h, 0.40 at 3 h
@@ -111,13 +113,29 @@ def test_hours_to_the_default_target_every_run_reaches(experiment):
 def test_a_sweep_gets_one_column_per_option_and_its_own_end_hours(runs_root):
     for tau, end in ((0.5, 3.0), (0.9, 5.0)):
         for strategy in ("delr", "random"):
-            write_run(runs_root, strategy, 0, [row(0, 1.0, 0.2), row(1, end, 0.4)],
-                      experiment=f"tau={tau}", tau=tau)
+            write_run(runs_root, strategy, 0, [row(0, 1.0, 0.2), row(1, 2.0, 0.3),
+                                               row(2, end, 0.4)], experiment=f"tau={tau}", tau=tau)
     table = verdicts.aubc_table(load_runs(runs_root))
     assert "tau" in table.columns
     assert sorted(table.groupby("tau")["hours_end"].first().tolist()) == [3.0, 5.0]
     v = verdicts.verdict_table(table)
     assert sorted(v["tau"]) == [0.5, 0.9] and (v["verdict"] == "unclear").all()
+
+
+def test_unfinished_runs_get_no_verdict_and_duplicates_are_refused(experiment, runs_root):
+    write_run(runs_root, "coreset", 0, [row(0, 1.0, 0.2), row(1, 2.0, 0.3)])  # of 2 cycles
+    table = verdicts.aubc_table(load_runs(experiment))
+    assert "coreset" not in set(table["strategy"])
+    write_run(runs_root, "delr", 0, [row(c, h, ap) for c, h, ap in CURVES[("delr", 0)]],
+              experiment="again")
+    with pytest.raises(HarnessError, match="same strategy, seed and setting"):
+        verdicts.aubc_table(load_runs(runs_root))
+
+
+def test_without_the_reference_the_first_strategy_is_the_reference(experiment):
+    reference, note = verdicts.choose_reference(["delr", "coreset"], "random")
+    assert reference in ("delr", "coreset") and "no random runs" in note
+    assert verdicts.choose_reference(["delr", "random"], "random") == ("random", "")
 
 
 def test_figures_regenerates_the_verdicts_and_draws_the_aubc_plot(experiment, capsys):

@@ -61,7 +61,6 @@ def test_hard_switch_clicks_while_the_gain_holds_then_stays_strong():
     assert not s.probe(state_for(n))[q.image].any(), "the probe images must never be queried"
     row = lambda u, mode="weak": {"strategy_probe_uncertainty": u, "strategy_mode": mode}  # noqa: E731
     assert s.mode(0.8, [row(1.0)]) == "weak"  # the first gain is the best so far
-    assert s.mode(0.8, [row(1.0)]) == "weak"
     assert s.mode(0.7, [row(1.0), row(0.8)]) == "weak"  # gain 0.1 of the best 0.2: half
     assert s.mode(0.75, [row(1.0), row(0.8)]) == "strong"  # gain 0.05, a quarter of the best
     assert s.mode(0.85, [row(1.0), row(0.8)]) == "strong"  # no gain at all

@@ -271,7 +271,8 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
     open_rows = ~labels.fully_annotated[preds.image]  # pseudo labels live on these images only
     quality = pseudo_label_quality(camp.pool, np.arange(len(camp.pool)), preds.image[open_rows],
                                    preds.boxes[open_rows], preds.labels[open_rows],
-                                   preds.scores[open_rows], cfg.tau)
+                                   preds.scores[open_rows], cfg.tau,
+                                   ~labels.fully_annotated if s.uses_predictions else None)
     if initial_actions is not None:
         store.save_initial_actions(initial_actions)
     row = cycle_row(camp, cycle, labels, spent, metrics, quality, log, time.perf_counter() - t0)

@@ -31,6 +31,8 @@ def data(runs: Runs) -> pd.DataFrame:
     class_acc_std, seeds, boxes (mean confident pseudo boxes per seed). Strategies of one seed
     share the initial model, so their cycle-0 rows are averaged first; the spread is over seeds.
     Runs that recorded no confident pseudo box (e.g. `random`, which never predicts) are left out.
+    recall_mean: the share of the objects on open images those boxes cover (IoU >= 0.5), the
+    missed objects the paper names as its limitation (NaN for runs written before it).
     """
     c = runs.cycles
     if "pseudo_iou_high" not in c.columns:
@@ -43,7 +45,9 @@ def data(runs: Runs) -> pd.DataFrame:
                    "that never predict (random) were run")
     cols = ["pseudo_pseudo_boxes"] + [f"pseudo_{m}_{k}" for k, _ in CASES
                                       for m in ("iou", "class_acc")]
-    per_seed = first.groupby("seed")[cols].mean()
+    if "pseudo_recall" not in first.columns:  # runs written before recall was recorded
+        first = first.assign(pseudo_recall=float("nan"))
+    per_seed = first.groupby("seed")[[*cols, "pseudo_recall"]].mean()
     rows = []
     for key, label in CASES:
         share, acc = per_seed[f"pseudo_iou_{key}"], per_seed[f"pseudo_class_acc_{key}"]
@@ -51,7 +55,8 @@ def data(runs: Runs) -> pd.DataFrame:
                      "share_mean": share.mean(), "share_std": share.std(ddof=1) if len(share) > 1 else 0.0,
                      "class_acc_mean": acc.mean(),
                      "class_acc_std": acc.std(ddof=1) if acc.count() > 1 else 0.0,
-                     "seeds": len(per_seed), "boxes": per_seed["pseudo_pseudo_boxes"].mean()})
+                     "seeds": len(per_seed), "boxes": per_seed["pseudo_pseudo_boxes"].mean(),
+                     "recall_mean": per_seed["pseudo_recall"].mean()})
     return pd.DataFrame(rows)
 
 
@@ -80,10 +85,13 @@ def draw(runs: Runs, stem: Path, formats=("png",), title: str = "") -> pd.DataFr
         ax.set_xlabel("pseudo box IoU with its best ground-truth box")
         ax.grid(axis="y", alpha=0.3)
     seeds = int(table["seeds"].iloc[0])
+    recall = table["recall_mean"].iloc[0]
+    covered = "" if pd.isna(recall) else (f"; they cover {100 * recall:.1f}% of the objects "
+                                          "(IoU >= 0.5)")
     fig.suptitle(f"Pseudo annotations of the initial model (score >= tau = "
                  f"{', '.join(map(str, tau))}; {table['boxes'].iloc[0]:.0f} boxes, "
-                 f"{seeds} seed{'s' if seeds > 1 else ''})" + (f"\n{title}" if title else ""),
-                 fontsize=10)
+                 f"{seeds} seed{'s' if seeds > 1 else ''}{covered})"
+                 + (f"\n{title}" if title else ""), fontsize=10)
     fig.tight_layout()
     save_figure(fig, stem, formats)
     return table

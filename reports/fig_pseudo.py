@@ -27,7 +27,8 @@ SHADES = ["0.2", "0.55", "0.9"]
 
 def data(runs: Runs) -> pd.DataFrame:
     """Long form: line, cycle, case (high / mid / low), label, share_mean, share_std (over
-    seeds), seeds, boxes (mean confident pseudo boxes). Only cycles with pseudo boxes count."""
+    seeds), seeds, boxes (mean confident pseudo boxes), recall_mean (share of the open images'
+    objects they cover at IoU >= 0.5). Only cycles with pseudo boxes count."""
     c = runs.cycles
     if "pseudo_iou_high" not in c.columns:
         raise Skip("cycles.csv has no pseudo_iou_* columns (runs written before pseudo-box "
@@ -36,6 +37,8 @@ def data(runs: Runs) -> pd.DataFrame:
     if c.empty:
         raise Skip("no cycle recorded confident pseudo boxes (score >= tau): the models scored "
                    "no pool box above tau, or only strategies that never predict were run")
+    if "pseudo_recall" not in c.columns:  # runs written before recall was recorded
+        c = c.assign(pseudo_recall=float("nan"))
     rows = []
     for (line, cycle), g in c.groupby(["line", "cycle"]):
         for key, label in CASES:
@@ -43,7 +46,8 @@ def data(runs: Runs) -> pd.DataFrame:
             rows.append({"line": line, "cycle": int(cycle), "case": key, "label": label,
                          "share_mean": share.mean(),
                          "share_std": share.std(ddof=1) if share.count() > 1 else 0.0,
-                         "seeds": g["run"].nunique(), "boxes": g["pseudo_pseudo_boxes"].mean()})
+                         "seeds": g["run"].nunique(), "boxes": g["pseudo_pseudo_boxes"].mean(),
+                         "recall_mean": g["pseudo_recall"].mean()})
     table = pd.DataFrame(rows)
     order = {name: k for k, name in enumerate(legend_order(table["line"]))}
     return table.sort_values(["line", "cycle"], key=lambda s: s.map(order) if s.name == "line"
@@ -70,6 +74,10 @@ def draw(runs: Runs, stem: Path, formats=("png",), title: str = "") -> pd.DataFr
                     ax.text(x, b + v / 2, f"{v:.0f}", ha="center", va="center", fontsize=8,
                             color="white" if shade == SHADES[0] else "black")
             bottom += share
+        recall = 100 * t.groupby("cycle")["recall_mean"].first().reindex(cycles)
+        if recall.notna().any():
+            ax.plot([str(k) for k in cycles], recall.to_numpy(), "k--o", markersize=4,
+                    label="objects covered\n(recall, IoU >= 0.5)")
         ax.set_title(line, fontsize=10)
         ax.set_xlabel("active-learning cycle")
         ax.set_ylim(0, 100)

@@ -37,7 +37,7 @@ def test_run_writes_every_result_file(delr_run):
     cycles = pd.read_csv(d / "cycles.csv")
     for col in ("strategy", "seed", "cycle", "hours", "images_labeled", "boxes_verified",
                 "boxes_corrected", "classes_verified", "ap50", "ap", "pseudo_iou_high",
-                "pseudo_iou_mid", "pseudo_iou_low"):
+                "pseudo_iou_mid", "pseudo_iou_low", "pseudo_recall", "weak_labels_unused"):
         assert col in cycles.columns
     assert list(cycles["cycle"]) == [0, 1, 2]
     actions = pd.read_parquet(d / "actions.parquet")

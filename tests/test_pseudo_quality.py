@@ -13,7 +13,10 @@ POOL = pool_from([[(0, [0, 0, 20, 20]), (1, [50, 50, 70, 70])], [(0, [0, 0, 10, 
                   [(2, [30, 30, 60, 60])]])
 
 
-def quality(open_images=np.array([True, False, True])):
+OPEN = np.array([True, False, True])
+
+
+def quality(open_images=OPEN):
     image = np.array([0, 0, 2])
     boxes = np.array([[0, 0, 20, 20],     # object 0 exactly, right class
                       [50, 50, 62, 70],   # object 1 at IoU 0.6 (poor), wrong class

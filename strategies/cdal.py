@@ -71,9 +71,19 @@ def symmetric_kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return 0.5 * ((p - q) * (np.log(p) - np.log(q))).sum(axis=-1)
 
 
-def image_distance_to(ctx: np.ndarray, j: int) -> np.ndarray:
-    """(N,) symmetric KL of every image's context to image j's ('image' contexts)."""
-    return symmetric_kl(ctx, ctx[j][None])
+class ImageDistances:
+    """Symmetric KL between 'image' contexts, with the logs taken once:
+    0.5 KL(p_i || p_j) + 0.5 KL(p_j || p_i) = 0.5 (a_i + a_j - p_i . log p_j - p_j . log p_i),
+    a_i = p_i . log p_i; so a distance to image j is two (N, C + 1) matrix-vector products, not
+    N x (C + 1) logarithms (at COCO scale, 118k x 81 per pick)."""
+
+    def __init__(self, ctx: np.ndarray):
+        self.p, self.log_p = ctx, np.log(ctx)
+        self.self_term = (ctx * self.log_p).sum(axis=1)
+
+    def __call__(self, j: int) -> np.ndarray:
+        cross = self.p @ self.log_p[j] + self.log_p @ self.p[j]
+        return np.maximum(0.5 * (self.self_term + self.self_term[j] - cross), 0.0)
 
 
 def class_distance_to(ctx, present, j) -> np.ndarray:
@@ -123,8 +133,7 @@ class ContextualDiversity(Strategy):
         keep = preds.scores >= self.min_score
         image, probs = preds.image[keep], preds.class_probs[keep]
         if self.context == "image":
-            ctx = image_contexts(image, probs, preds.n_images)
-            distance_to = lambda j: image_distance_to(ctx, j)  # noqa: E731
+            distance_to = ImageDistances(image_contexts(image, probs, preds.n_images))
         elif self.context == "per_class":
             ctx, present = class_contexts(image, preds.labels[keep], probs, preds.n_images,
                                           preds.n_classes)

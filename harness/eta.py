@@ -23,6 +23,7 @@ class GridClock:
         self.planned, self.echo, self.first_after = planned, echo, first_after
         self.done, self.started = 0, time.perf_counter()
         self.first_tick: float | None = None
+        self.said_at = 0  # iterations done at the last estimate
 
     def tick(self) -> None:
         """One training iteration done."""
@@ -34,11 +35,13 @@ class GridClock:
             self.say(rate, f"{rate:.2f} s per training iteration")
 
     def run_done(self) -> None:
-        if self.done >= self.first_after and self.done < self.planned:
+        """After a run; silent when it trained nothing (a run already complete)."""
+        if self.first_after <= self.done < self.planned and self.done > self.said_at:
             rate = (time.perf_counter() - self.started) / self.done
             self.say(rate, "wall time so far")
 
     def say(self, rate: float, basis: str) -> None:
+        self.said_at = self.done
         left = max(self.planned - self.done, 0) * rate
         self.echo(f"about {format_duration(left)} left ({self.planned - self.done:,} of "
                   f"{self.planned:,} training iterations to go; {basis})")

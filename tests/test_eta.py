@@ -19,6 +19,8 @@ def test_the_first_estimate_comes_after_twenty_iterations_then_after_each_run(mo
     now[0] += 50  # prediction and evaluation: the wall rate folds them in
     clock.run_done()
     assert said[-1].startswith("about 49 min left (980 of 1,000")  # 60 s / 20 it = 3 s / it
+    clock.run_done()  # a run that was already complete trained nothing: nothing new to say
+    assert len(said) == 2
 
 
 def test_planned_iterations_count_a_shared_cycle0_model_once(tmp_path):

@@ -23,7 +23,7 @@ class GridClock:
         self.planned, self.echo, self.first_after = planned, echo, first_after
         self.done, self.started = 0, time.perf_counter()
         self.first_tick: float | None = None
-        self.said_at = 0  # iterations done at the last estimate
+        self.at_last_run = 0  # iterations done when the last run ended
 
     def tick(self) -> None:
         """One training iteration done."""
@@ -36,12 +36,13 @@ class GridClock:
 
     def run_done(self) -> None:
         """After a run; silent when it trained nothing (a run already complete)."""
-        if self.first_after <= self.done < self.planned and self.done > self.said_at:
+        trained = self.done > self.at_last_run
+        self.at_last_run = self.done
+        if trained and self.first_after <= self.done < self.planned:
             rate = (time.perf_counter() - self.started) / self.done
             self.say(rate, "wall time so far")
 
     def say(self, rate: float, basis: str) -> None:
-        self.said_at = self.done
         left = max(self.planned - self.done, 0) * rate
         self.echo(f"about {format_duration(left)} left ({self.planned - self.done:,} of "
                   f"{self.planned:,} training iterations to go; {basis})")

@@ -243,15 +243,19 @@ def unlabelled_discrepancy(model, data):
 def test_each_step_moves_the_unlabelled_discrepancy_its_way(pool, phase):
     """Against the same step without the discrepancy term (lambda 0), the max step raises the
     classifiers' disagreement on unlabelled images and the min step lowers it. Small SGD steps:
-    with AdamW's fixed-size steps the min step overshoots a gap this small."""
+    with AdamW's fixed-size steps the min step overshoots a gap this small. The min step holds
+    both whole classification branches (box heads too), so only the backbone and RPN carry
+    its pull: a larger lambda shows it within 4 steps (measured: 0.95 of the lambda-0
+    discrepancy at lambda 50, 0.85 at 200)."""
     data, after = half_labelled(pool), {}
-    for lam in (0.0, 50.0):
+    strong = 50.0 if phase == "max" else 200.0
+    for lam in (0.0, strong):
         m = FasterRCNNBackend(10, "cpu", seed=0).model
         objective = OnePhase(m, phase, {"lambda": lam})
         c = replace(control(4), optimizer="sgd", lr=0.02, schedule="cosine")
         train_detector(m, data, c, to_target, objective=objective)
         after[lam] = unlabelled_discrepancy(m, data)
-    assert (after[50.0] > 1.02 * after[0.0]) if phase == "max" else (after[50.0] < 0.9 * after[0.0])
+    assert (after[strong] > 1.02 * after[0.0]) if phase == "max" else (after[strong] < 0.9 * after[0.0])
 
 
 def test_unlabelled_discrepancy_term_has_the_phase_sign(pool):

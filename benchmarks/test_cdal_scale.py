@@ -6,9 +6,7 @@ The selection runs in a fresh process so its peak resident memory is its own.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from fresh_process import run_script
 
 SCRIPT = r"""
 import json, resource, time
@@ -40,12 +38,7 @@ print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "rss_before_mb": base
 
 
 def test_cdal_at_coco_scale(benchmark):
-    def run():
-        out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                             check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
-    result = benchmark.pedantic(run, rounds=1, iterations=1)
+    result = benchmark.pedantic(run_script, args=(SCRIPT,), rounds=1, iterations=1)
     benchmark.extra_info.update(result)
     print(f"\ncdal 117k images x 20 detections -> 2,345 picks: {result['seconds']:.1f} s, peak "
           f"RSS {result['peak_rss_mb']:.0f} MB (with predictions: {result['rss_before_mb']:.0f} MB)")

@@ -6,9 +6,7 @@ imports torch, which is counted too), not the test runner's.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from fresh_process import run_script
 
 SCRIPT = r"""
 import json, resource, time
@@ -28,12 +26,7 @@ print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "rss_before_mb": base
 
 
 def test_coreset_at_coco_scale(benchmark):
-    def run():
-        out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                             check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
-    result = benchmark.pedantic(run, rounds=1, iterations=1)
+    result = benchmark.pedantic(run_script, args=(SCRIPT,), rounds=1, iterations=1)
     benchmark.extra_info.update(result)
     print(f"\ncoreset 117k x 256 -> 2,345 picks: {result['seconds']:.1f} s, peak RSS "
           f"{result['peak_rss_mb']:.0f} MB (process with features: {result['rss_before_mb']:.0f} MB)")

@@ -17,8 +17,8 @@ from typing import Callable
 import pandas as pd
 
 from harness.errors import HarnessError
-from reports import (fig1, fig_aubc, fig_classes, fig_confusion, fig_curves, fig_pseudo, html,
-                     tables, verdicts)
+from reports import (fig1, fig_aubc, fig_classes, fig_confusion, fig_curves, fig_pseudo,
+                     fig_regime, html, tables, verdicts)
 from reports.output import FORMATS, Skip, save_data
 from reports.runs import Runs, load_runs
 from reports.style import metric_label
@@ -80,6 +80,16 @@ FIGURES: dict[str, FigureSpec] = {
                         "each cycle, per strategy that predicts; mean over seeds.",
                         _no_metric(fig_pseudo)),
 }
+# figures that compare settings with each other: drawn once over all runs
+CROSS_FIGURES: dict[str, FigureSpec] = {
+    "regime": FigureSpec("When does DeLR pay? Its advantage per regime",
+                         "DeLR's accuracy minus random's (left) and SSOD's (right) at each "
+                         "budget step, paired by seed, in each regime (weak: digits:hard from "
+                         "scratch; calibrated: digits:scenes with the pretrained backbone, the "
+                         "paper's Fig. 1 profile); bars: sd of the paired differences over "
+                         "seeds. Numbers: regime.csv; every strategy's accuracy per budget: "
+                         "regime_table.md.", fig_regime.draw),
+}
 TABLES: dict[str, str] = {
     "table1": "Table 1: the influence of tau (pseudo-label score threshold)",
     "table2": "Table 2: SSOD against DeLR (decoupled verification)",
@@ -89,6 +99,7 @@ TABLES: dict[str, str] = {
 }
 ALIASES = {"fig5": ["fig5ab", "fig5c"], "fig6": ["fig6ab", "fig6c"], "tables": list(TABLES),
            "figures": list(FIGURES), "all": [*FIGURES, *TABLES]}
+KNOWN = (*FIGURES, *CROSS_FIGURES, *TABLES)
 
 
 @dataclass
@@ -116,14 +127,14 @@ class Result:
 def parse_names(text: str | None) -> list[str]:
     """'fig1,fig5,tables' -> ['fig1', 'fig5ab', 'fig5c', 'table1', ...]; None -> everything."""
     if not text:
-        return [*FIGURES, *TABLES]
+        return [*FIGURES, *TABLES]  # cross-setting figures only when asked for
     names = []
     for item in (t.strip().lower() for t in text.split(",") if t.strip()):
         expanded = ALIASES.get(item, [item])
-        unknown = [n for n in expanded if n not in FIGURES and n not in TABLES]
+        unknown = [n for n in expanded if n not in KNOWN]
         if unknown:
             raise HarnessError(f"unknown figure {item!r}; choose from "
-                               f"{', '.join([*FIGURES, *TABLES, *ALIASES])}")
+                               f"{', '.join([*KNOWN, *ALIASES])}")
         names += [n for n in expanded if n not in names]
     return names
 
@@ -158,6 +169,8 @@ def make_figures(root: str | Path, out: str | Path | None = None, only: list[str
     names = only or [*FIGURES, *TABLES]
     for name in (n for n in names if n in FIGURES):
         _draw_figure(result, name, formats, metric)
+    for name in (n for n in names if n in CROSS_FIGURES):
+        _draw_cross(result, name, formats, metric)
     for name in (n for n in names if n in TABLES):
         _write_table(result, name, metric)
     if report:
@@ -198,6 +211,34 @@ def _draw_figure(result: Result, name: str, formats, metric: str) -> None:
             continue
         files = [stem.with_name(f"{stem.name}.{f}") for f in formats] + [save_data(data, stem)]
         result.drawn.append(Drawn(name, spec.title, spec.caption, setting, files, data))
+
+
+def _draw_cross(result: Result, name: str, formats, metric: str) -> None:
+    spec, stem = CROSS_FIGURES[name], result.out / name
+    try:
+        data = spec.draw(result.runs, stem, formats, metric)
+    except Skip as why:
+        result.skipped.append((name, str(why)))
+        return
+    files = [stem.with_name(f"{stem.name}.{f}") for f in formats] + [save_data(data, stem)]
+    if name == "regime":
+        files += _regime_table(result, metric)
+    result.drawn.append(Drawn(name, spec.title, spec.caption, "", files, data))
+
+
+def _regime_table(result: Result, metric: str) -> list[Path]:
+    """Every strategy's accuracy at each budget step per regime, mean ± sd over seeds."""
+    t = fig_regime.table(result.runs, metric)
+    t["cell"] = [f"{m:.3f} ± {sd:.3f}" if sd == sd else f"{m:.3f}"
+                 for m, sd in zip(t["mean"], t["sd"], strict=True)]
+    hours = t.groupby("cycle")["hours"].mean()
+    wide = t.pivot_table(index=["regime", "strategy"], columns="cycle", values="cell",
+                         aggfunc="first")
+    wide.columns = [f"cycle {c} ({hours[c]:.1f} h)" for c in wide.columns]
+    wide = wide.reset_index()
+    caption = (f"{metric_label(metric)} at each budget step, mean ± sd over seeds "
+               f"({int(t['n_seeds'].min())}-{int(t['n_seeds'].max())} seeds); hours: mean spent")
+    return tables.write_table(wide, result.out / "regime_table", caption)
 
 
 def _write_table(result: Result, name: str, metric: str) -> None:

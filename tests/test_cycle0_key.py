@@ -65,3 +65,18 @@ def test_every_backend_has_an_identity_per_preset(name):
     with pytest.raises(ConfigError, match="unknown .* preset 'nope'; known: cpu"):
         cls.identity("nope")
 
+
+
+def test_the_starting_weights_and_the_pool_are_part_of_the_key(tmp_path, monkeypatch):
+    """New pretrained weights (another recipe) or regenerated data under the same dataset
+    name must train a new cycle-0 model."""
+    plain = key_path(tmp_path)
+    weights = tmp_path / "w.pt"
+    import torch
+
+    torch.save({"backbone.0.weight": torch.zeros(32, 3, 3, 3)}, weights)
+    with_file = key_path(tmp_path, weights=str(weights))
+    assert with_file != plain
+    torch.save({"backbone.0.weight": torch.ones(32, 3, 3, 3)}, weights)
+    assert key_path(tmp_path, weights=str(weights)) != with_file  # same path, new content
+    assert key_path(tmp_path, pool_size=23) != plain

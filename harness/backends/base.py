@@ -189,10 +189,11 @@ class Backend:
                 "config": asdict(cls.preset_config(preset)), "code": code_digest(cls)}
 
     @classmethod
-    def check_weights(cls, weights: str) -> None:
+    def check_weights(cls, weights: str, config=None) -> None:
         """Fail now, with the file's name and what is wrong, when `weights` cannot initialise
-        this backend: Campaign.build calls it before a run folder exists. A backend that reads
-        more than state dicts (YOLO's ultralytics .pt, "imagenet") says so by overriding it."""
+        this backend (`config`: the preset's settings): Campaign.build calls it before a run
+        folder exists. A backend that reads more than state dicts (YOLO's ultralytics .pt,
+        "imagenet", "pretrained") says so by overriding it."""
         from harness.backends.checkpoint import load_checkpoint
 
         load_checkpoint(weights)

@@ -4,10 +4,11 @@ It also carries MI-AOD's image-level MIL classifier and LL4AL's loss-prediction 
 learn only when a strategy asks for their training objectives (rcnn_objectives.py), and
 predicting their extras from a model that never trained them is an error.
 
-Presets: `cpu` (a tiny backbone that trains from scratch on the embedded digits on a laptop)
+Presets: `cpu` (a tiny backbone, pretrained on glyphs no canvas holds, that trains on the
+embedded digits on a laptop), `cpu-scratch` (the same from scratch: the weak-detector regime)
 and `paper` (ResNet-50 + FPN as in the paper, for a GPU). Weights come only from a local file
-(`weights=PATH`, or `imagenet` for torchvision's cached ResNet-50 checkpoint); nothing is
-downloaded.
+(`weights=PATH`, `imagenet` for torchvision's cached ResNet-50 checkpoint, or `pretrained`, which
+harness/pretrain.py builds here); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -75,7 +76,10 @@ class FRCNNConfig:
 
 
 PRESETS = {
-    "cpu": FRCNNConfig(),
+    # the default: the tiny backbone pretrained on glyphs no canvas holds (ImageNet's stand-in)
+    "cpu": FRCNNConfig(weights="pretrained"),
+    # the weak-detector regime: the same detector from scratch
+    "cpu-scratch": FRCNNConfig(),
     "paper": FRCNNConfig(arch="resnet50_fpn", weights="imagenet", min_size=800, max_size=1333,
                          predict_batch=4, optimizer="sgd", lr=0.02, schedule="step",
                          discrepancy_topk=100),
@@ -87,7 +91,9 @@ def torchvision_cache() -> Path:
     return Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
 
 
-def _resolve_weights(weights: str) -> Path:
+def _resolve_weights(weights: str, config=None) -> Path:
+    if weights == "pretrained":
+        return pretrained_backbone(config)
     if weights != "imagenet":
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -102,11 +108,22 @@ def _resolve_weights(weights: str) -> Path:
         "to train from scratch. Nothing is downloaded.")
 
 
-def check_backbone_weights(weights: str) -> None:
+def pretrained_backbone(config) -> Path:
+    """The tiny backbone's pretrained weights (harness/pretrain.py), built on first use."""
+    from harness.pretrain import PretrainRecipe, ensure_pretrained
+
+    if config is None or getattr(config, "arch", None) != "tiny":
+        raise ConfigError("weights=pretrained is the tiny CPU backbone's pretraining; the "
+                          "paper preset's ResNet-50 takes weights=imagenet or a file")
+    return ensure_pretrained(PretrainRecipe(channels=config.channels, stride=config.stride))
+
+
+def check_backbone_weights(weights: str, config=None) -> None:
     """What Backend.check_weights asks, for a torchvision backbone: "imagenet" resolves to its
-    local checkpoint, "none" trains from scratch, anything else is a readable local file."""
+    local checkpoint, "pretrained" to the tiny backbone's (built now if needed), "none" trains
+    from scratch, anything else is a readable local file."""
     if weights != "none":
-        load_checkpoint(_resolve_weights(weights))
+        load_checkpoint(_resolve_weights(weights, config))
 
 
 def _one_detector(cfg: FRCNNConfig, n_classes: int) -> FasterRCNN:
@@ -187,7 +204,8 @@ class FasterRCNNBackend(Backend):
                                   LossPredictionModule(_feature_channels(self.config)))
         self.trained_objectives: set[str] = set()
         if self.config.weights not in (None, "none"):
-            _load_backbone_weights(self.model, _resolve_weights(self.config.weights))
+            _load_backbone_weights(self.model,
+                                   _resolve_weights(self.config.weights, self.config))
         self.model.eval()
 
     # -- training ------------------------------------------------------------------------

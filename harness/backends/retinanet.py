@@ -106,7 +106,8 @@ class RetinaNetBackend(Backend):
             if self.config.arch == "tiny" and self.config.weights == "imagenet":
                 raise ConfigError("the tiny backbone has no ImageNet weights; use the paper "
                                   "preset, or give a harness checkpoint with a tiny backbone")
-            _load_backbone_weights(self.model, _resolve_weights(self.config.weights))
+            _load_backbone_weights(self.model,
+                                   _resolve_weights(self.config.weights, self.config))
         self.model.eval()
 
     # -- training ------------------------------------------------------------------------

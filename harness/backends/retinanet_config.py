@@ -62,7 +62,8 @@ class RetinaNetConfig:
 
 
 PRESETS = {
-    "cpu": RetinaNetConfig(),
+    "cpu": RetinaNetConfig(weights="pretrained"),  # as frcnn's: the pretrained tiny backbone
+    "cpu-scratch": RetinaNetConfig(),
     # torchvision's retinanet_resnet50_fpn (v1) heads and the paper's SGD 0.01
     "paper": RetinaNetConfig(arch="resnet50_fpn", weights="imagenet", min_size=800,
                              max_size=1333, head_convs=4, head_norm=None, head_init="normal",

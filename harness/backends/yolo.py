@@ -175,8 +175,11 @@ class YOLOBackend(Backend):
         return {**super().identity(preset), "ultralytics": trainer}
 
     @classmethod
-    def check_weights(cls, weights: str) -> None:
+    def check_weights(cls, weights: str, config=None) -> None:
         """A state dict, a harness checkpoint or an ultralytics .pt (read safely)."""
+        if weights == "pretrained":
+            raise ConfigError("weights=pretrained is the tiny frcnn / retinanet backbone's "
+                              "pretraining (python -m harness pretrain); YOLO takes a file")
         if weights != "none":
             import_ultralytics()
             _weights_state(_weights_path(weights))

@@ -25,9 +25,10 @@ DIGITS_OPTIONS = ("pool_size", "test_size", "size", "seed")
 
 @DATASETS.register("digits")
 def digits_dataset(arg: str | None, root: Path, **options) -> Dataset:
-    """Embedded handwritten-digit canvases (scikit-learn's scans); `digits:easy` or `digits:hard` (default), e.g. `digits:hard,pool_size=5000`."""
+    """Embedded handwritten-digit canvases (scikit-learn's scans): `digits:scenes` (default),
+    `digits:hard` or `digits:easy`, e.g. `digits:scenes,pool_size=5000`."""
     parts = [p.strip() for p in (arg or "").split(",") if p.strip()]
-    variant = "hard"
+    variant = DigitsConfig.variant
     if parts and "=" not in parts[0]:
         variant = parts.pop(0)
     if variant not in VARIANTS:

@@ -15,7 +15,7 @@ from harness.datasets.digits import DigitsConfig, build_digits
 # the package's `digits` factory function shadows the submodule's attribute name
 digits_module = importlib.import_module("harness.datasets.digits")
 
-SMALL = DigitsConfig(pool_size=40, test_size=10)
+SMALL = DigitsConfig(variant="hard", pool_size=40, test_size=10)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_cache_hit_loads_the_file(tmp_path, monkeypatch, small):
         assert_same_split(second.splits[name], small.splits[name])
     # another configuration is another file, never the cached one
     with pytest.raises(AssertionError, match="generated again"):
-        build_digits(DigitsConfig(pool_size=41, test_size=10))
+        build_digits(DigitsConfig(variant="hard", pool_size=41, test_size=10))
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "bit-flip"])
@@ -147,7 +147,7 @@ def test_load_dataset_passes_options_and_variant():
     ds = load_dataset("digits:easy", pool_size=12, test_size=4)
     assert ds.name == "digits:easy,pool_size=12,test_size=4"  # the name says what differs
     assert (len(ds.splits["pool"]), len(ds.splits["test"])) == (12, 4)
-    assert load_dataset("digits", pool_size=12, test_size=4).name.startswith("digits:hard")
+    assert load_dataset("digits", pool_size=12, test_size=4).name.startswith("digits:scenes")
 
 
 def test_default_digits_via_cli(capsys):
@@ -174,3 +174,49 @@ def test_sizes_are_configurable_from_the_spec():
     assert ds.name == "digits:easy,pool_size=12,test_size=5"
     with pytest.raises(DatasetError, match="pool_size"):
         load_dataset("digits:hard,pool=12")
+
+
+def test_the_weak_regime_data_is_unchanged():
+    """`hard` is the weak-detector regime's data: the same bytes as before `scenes` existed
+    (digest recorded from the generator of 2026-12-01), so earlier results stay comparable."""
+    import hashlib
+
+    d = build_digits(SMALL, use_cache=False)
+    p, t = d.splits["pool"], d.splits["test"]
+    blob = (p.loader.array.tobytes() + p.boxes.tobytes() + t.loader.array.tobytes()
+            + t.boxes.tobytes() + p.labels.tobytes())
+    assert hashlib.sha256(blob).hexdigest()[:16] == "70666cf7ee52ccbd"
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return build_digits(DigitsConfig(variant="scenes", pool_size=120, test_size=10),
+                        use_cache=False)
+
+
+def test_scenes_have_truncated_touching_and_occluded_digits(scenes):
+    """What makes real scenes hard to box is there: digits cut by the border, rows of digits
+    whose boxes touch, and boxes shrunk to the ink an occluder leaves visible."""
+    s = scenes.splits["pool"]
+    b = s.boxes
+    assert (b[:, :2] >= 0).all() and (b[:, 2:] <= 128).all() and (b[:, 2:] > b[:, :2]).all()
+    at_border = (b[:, 0] == 0) | (b[:, 1] == 0) | (b[:, 2] == 128) | (b[:, 3] == 128)
+    assert at_border.mean() > 0.05
+    touching = 0
+    for i in range(len(s)):
+        own = b[s.box_image == i]
+        for j in range(len(own)):
+            gaps = np.abs(own[:, 0] - own[j, 2])
+            same_row = np.abs(own[:, 1] - own[j, 1]) <= 4
+            touching += int(((gaps <= 3) & same_row).any())
+    assert touching > 0.1 * len(b)
+    # occluders are flat grey patches drawn over digits: pixels of one grey value in a box
+    heights = b[:, 3] - b[:, 1]
+    assert heights.min() < 12  # an occluded or cut digit keeps only part of its height
+
+
+def test_scenes_pools_use_no_pretraining_glyph():
+    from harness.datasets.digits import VARIANTS
+
+    assert VARIANTS["scenes"].pool_glyphs == "no-pretrain"
+    assert VARIANTS["hard"].pool_glyphs == "all"

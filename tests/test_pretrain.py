@@ -1,0 +1,79 @@
+"""The pretrained tiny backbone: ImageNet's stand-in for the CPU presets. It must see no glyph a
+canvas holds, be the same bytes for the same recipe, be built once and then read from the
+cache, and load into every backbone that asks for `weights=pretrained`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import harness.pretrain as pretrain_mod
+from harness.backends.frcnn import FasterRCNNBackend
+from harness.backends.retinanet import RetinaNetBackend
+from harness.datasets.digits import glyph_set
+from harness.errors import ConfigError
+from harness.pretrain import PretrainRecipe, ensure_pretrained, pretrain
+
+TINY = PretrainRecipe(iterations=6, batch=8)
+
+
+def _rows(glyphs: np.ndarray) -> set[bytes]:
+    return {g.tobytes() for g in glyphs}
+
+
+def test_pretraining_glyphs_are_in_no_canvas_of_the_default_data():
+    seen = _rows(glyph_set("pretrain")[0])
+    assert len(seen) > 400
+    assert not seen & _rows(glyph_set("pool-no-pretrain")[0])
+    assert not seen & _rows(glyph_set("test")[0])
+
+
+def test_the_same_recipe_gives_the_same_weights():
+    a, _ = pretrain(TINY, echo=lambda _m: None)
+    b, _ = pretrain(TINY, echo=lambda _m: None)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c, _ = pretrain(PretrainRecipe(iterations=6, batch=8, seed=1), echo=lambda _m: None)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_built_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    path = ensure_pretrained(TINY, echo=lambda _m: None)
+    assert path.is_file() and path.with_suffix(".json").is_file()
+    assert path.parent == tmp_path / "pretrained"
+
+    def must_not_run(*_a, **_k):
+        raise AssertionError("pretrained again although cached")
+
+    monkeypatch.setattr(pretrain_mod, "pretrain", must_not_run)
+    assert ensure_pretrained(TINY, echo=lambda _m: None) == path
+
+
+def test_the_recipe_names_the_file():
+    assert PretrainRecipe().key() == PretrainRecipe().key()
+    assert PretrainRecipe(iterations=7).key() != PretrainRecipe().key()
+    assert PretrainRecipe(channels=32).key() != PretrainRecipe().key()
+
+
+@pytest.mark.parametrize("backend", [FasterRCNNBackend, RetinaNetBackend])
+def test_the_cpu_presets_start_from_the_pretrained_backbone(backend, tmp_path, monkeypatch):
+    """Every backbone tensor comes from the file; the scratch preset's do not."""
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    recipe = PretrainRecipe(iterations=2, batch=4)
+    monkeypatch.setattr(pretrain_mod, "PretrainRecipe", lambda **kw: recipe)
+    state = torch.load(ensure_pretrained(recipe, echo=lambda _m: None))["model"]
+    model = backend(10, "cpu").model
+    own = model.backbone.state_dict()
+    assert set(own) == {k[len("backbone."):] for k in state}
+    assert all(torch.equal(own[k[len("backbone."):]], v) for k, v in state.items())
+    scratch = backend(10, "cpu-scratch").model.backbone.state_dict()
+    assert not torch.equal(scratch["0.weight"], state["backbone.0.weight"])
+
+
+def test_pretrained_is_refused_where_it_means_nothing():
+    from harness.backends.frcnn import pretrained_backbone
+
+    with pytest.raises(ConfigError, match="tiny CPU backbone"):
+        pretrained_backbone(FasterRCNNBackend.presets["paper"])

@@ -89,8 +89,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                                      "coco:FILE[:DIR], yolo:DATA.yaml, voc07, voc0712, coco")
     p.add_argument("--data-root", help="where standard datasets live ($HARNESS_DATA, ./data)")
     p.add_argument("--backend", help="detector backend (default frcnn)")
-    p.add_argument("--preset", help="backend preset cpu (default) or paper, or an experiment "
-                                    "preset of the paper: paper-voc, paper-coco, paper-adaptive, "
+    p.add_argument("--preset", help="backend preset cpu (default: pretrained tiny backbone), "
+                                    "cpu-scratch or paper; a regime of the embedded data: weak "
+                                    "or calibrated (the default); or an experiment preset of "
+                                    "the paper: paper-voc, paper-coco, paper-adaptive, "
                                     "paper-omni, each also as *-cpu (the same design on digits)")
     p.add_argument("--weights", help="local weights file for the backend (never downloaded)")
     p.add_argument("--cycles", type=int, help="query cycles after the initial model (default 2)")
@@ -187,7 +189,9 @@ def run_config(args, base=None, **extra):
         params[key] = yaml.safe_load(value)
     if params:
         flags["strategy_params"] = params
-    if flags.get("preset") and flags["preset"] not in ("cpu", "paper"):
+    from harness.presets import PRESETS as EXPERIMENT_PRESETS
+
+    if flags.get("preset") in EXPERIMENT_PRESETS:
         from harness.presets import preset_options
 
         base = preset_options(flags.pop("preset"))  # an experiment preset: paper-voc, ...
@@ -219,14 +223,14 @@ def cmd_compare(args) -> int:
     return run_study(args, base, strategies, seeds, parse_sweep(args.sweep))
 
 
-def run_study(args, base, strategies, seeds, sweep) -> int:
-    """A grid of strategies x seeds, once per setting of the sweep; one experiment folder per
-    setting, each with its summary and curves."""
+def run_study(args, base, strategies, seeds, sweep, settings=None) -> int:
+    """A grid of strategies x seeds, once per setting of the sweep (or per given setting);
+    one experiment folder per setting, each with its summary and curves."""
     import pandas as pd
 
     from harness.compare import ap_per_hour_table, experiment_dirs, grid, sweep_settings
 
-    settings = sweep_settings(base, sweep)
+    settings = settings or sweep_settings(base, sweep)
     configs = [c for cfg in settings for c in grid(cfg, strategies, seeds)]
     _, failures = _run_grid(args, configs)
     for exp in experiment_dirs(configs):
@@ -274,7 +278,8 @@ def cmd_reproduce(args) -> int:
     from pathlib import Path
 
     from harness.config import validate
-    from harness.presets import parse_sweep, preset_for, preset_options, study
+    from harness.presets import (parse_sweep, preset_for, preset_options, regime_settings,
+                                 study)
     from reports.figures import make_figures, parse_formats, parse_names
 
     spec = study(args.name)
@@ -288,12 +293,35 @@ def cmd_reproduce(args) -> int:
     print(f"{args.name}: preset {preset}, strategies {', '.join(spec.strategies)}, "
           f"{args.seeds} seed(s), results in {root}")
     seeds = list(range(args.seed, args.seed + args.seeds))
-    code = run_study(args, base, list(spec.strategies), seeds,
-                     {**spec.sweep, **parse_sweep(args.sweep)})
+    sweep = {**spec.sweep, **parse_sweep(args.sweep)}
+    if spec.regimes and sweep:
+        print("error: a regime study takes no --sweep", file=sys.stderr)
+        return 2
+    settings = regime_settings(base, spec.regimes) if spec.regimes else None
+    code = run_study(args, base, list(spec.strategies), seeds, sweep, settings)
     result = make_figures(root, None, parse_names(",".join(spec.figures)),
                           parse_formats(args.format), spec.metric, report=True,
                           reference=args.reference, target=args.target)
     return code or (0 if result.drawn else 1)
+
+
+def cmd_pretrain(args) -> int:
+    """Build (or find) the pretrained tiny backbone a CPU preset starts from."""
+    import json
+
+    from harness.backends.frcnn import pretrained_backbone
+    from harness.registry import BACKENDS
+
+    backend = BACKENDS.get(args.backend)
+    config = backend.preset_config(args.preset)
+    if getattr(config, "weights", None) != "pretrained":
+        raise HarnessError(f"the {args.backend} preset {args.preset!r} does not start from the "
+                           "pretrained backbone; the frcnn and retinanet `cpu` presets do")
+    path = pretrained_backbone(config)
+    info = json.loads(path.with_suffix(".json").read_text())
+    print(f"{path}\n  recipe {info['recipe']}\n  held-out patch accuracy "
+          f"{info['heldout_accuracy']:.1%}, pretrained in {info['seconds']} s")
+    return 0
 
 
 def cmd_resume(args) -> int:
@@ -370,7 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="run what a figure or table of the paper needs, "
                                          "then draw it")
-    p.add_argument("name", help="fig1, fig4a, fig4b, fig4c, fig5a, fig5b, fig6, table1..table5")
+    p.add_argument("name", help="fig1, fig4a, fig4b, fig4c, fig5a, fig5b, fig6, table1..table5, "
+                                "or regime (DeLR, SSOD and random in the weak and the calibrated "
+                                "regime of the embedded data)")
     p.add_argument("--seeds", type=int, default=1, help="how many seeds (default 1)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--sweep", action="append", help="extra sweep, e.g. tau=0.5,0.7,0.9")
@@ -379,6 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(p)
     add_executor_options(p)
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("pretrain", help="build the CPU presets' pretrained backbone (the "
+                                        "embedded data's stand-in for ImageNet weights)")
+    p.add_argument("--backend", default="frcnn", help="frcnn (default) or retinanet")
+    p.add_argument("--preset", default="cpu", help="backend preset (default cpu)")
+    p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("resume", help="continue a run or every run of an experiment")
     p.add_argument("dir", help="a run folder or an experiment folder")

@@ -41,6 +41,7 @@ from harness.datasets import load_dataset
 from harness.datasets.base import Dataset, ImageSet
 from harness.evaluation import evaluate
 from harness.io import file_lock, write_text_atomic
+from harness.pretrain import file_digest
 from harness.label_update import (apply_answers, mark_unused_weak_labels, settled,
                                   with_pseudo_labels)
 from harness.labels import LabelTable
@@ -111,9 +112,10 @@ class Campaign:
         require(cfg.backend, backend_cls.capabilities, cfg.strategy, strategy.needs)
         # a bad weights file (given, or the preset's own, e.g. paper's ImageNet backbone)
         # must fail here, before a run folder exists
-        weights = cfg.weights or getattr(backend_cls.preset_config(cfg.preset), "weights", None)
+        preset = backend_cls.preset_config(cfg.preset)
+        weights = cfg.weights or getattr(preset, "weights", None)
         if weights:
-            backend_cls.check_weights(weights)
+            backend_cls.check_weights(weights, preset)  # "pretrained" is built here if needed
         ds, pool, test = pool_and_test(cfg)
         classes = [str(c) for c in ds.classes]
         if cfg.classes is not None and list(cfg.classes) != classes:
@@ -183,11 +185,32 @@ class Campaign:
             "backend", "preset", "weights", "train_iters", "train_minutes",
             "initial_train_iters", "batch_labeled", "batch_unlabeled", "lr", "threads")}
         key["backend_identity"] = BACKENDS.get(c.backend).identity(c.preset)
+        key["weights_digest"] = self.weights_digest()
+        # the pool's annotations themselves: a regenerated or edited dataset under the same
+        # name (a retuned digits variant, a corrected VOC folder) trains a new model
+        pool = self.pool
+        key["pool_digest"] = hashlib.sha256(b"".join(
+            np.ascontiguousarray(a).tobytes() for a in (pool.boxes, pool.labels, pool.box_image)
+        )).hexdigest()[:16]
         if self.strategy.training_objectives():  # a model trained with extra heads is not shared
             key["objectives"] = self.strategy.training_objectives()
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()
                                 ).hexdigest()[:16]
         return Path(c.out) / "_shared" / f"cycle0-{digest}.pt"
+
+    def weights_digest(self) -> str | None:
+        """A digest of the weights file the detector starts from, when it is one the harness
+        resolves (a path, or the pretrained backbone): new weights, new cycle-0 model."""
+        backend_cls = BACKENDS.get(self.cfg.backend)
+        preset = backend_cls.preset_config(self.cfg.preset)
+        weights = self.cfg.weights or getattr(preset, "weights", None)
+        if weights == "pretrained":
+            from harness.backends.frcnn import pretrained_backbone
+
+            return file_digest(pretrained_backbone(preset))
+        if weights and Path(weights).expanduser().is_file():
+            return file_digest(Path(weights).expanduser())
+        return None
 
     def fit(self, cycle: int, backend, labels: LabelTable):
         data = TrainingSet.from_labels(self.pool, labels, self.cfg.tau)

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import HarnessError, HarnessWarning
+from harness.human_cli import add_commands as add_human_commands, add_label_studio_option
 from harness.registry import ALL, describe
 
 
@@ -383,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", help="query strategy (default delr)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     add_run_options(p)
+    add_label_studio_option(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compare", help="strategies x seeds on one setting, with curves")
@@ -393,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "--sweep tau=0.5,0.7,0.9 (repeat for a grid)")
     add_verdict_options(p)
     add_run_options(p)
+    add_label_studio_option(p)
     add_executor_options(p)
     p.set_defaults(func=cmd_compare)
 
@@ -419,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="continue a run or every run of an experiment")
     p.add_argument("dir", help="a run folder or an experiment folder")
     p.add_argument("--quiet", action="store_true")
+    add_label_studio_option(p)
     add_executor_options(p)
     p.set_defaults(func=cmd_resume)
 
@@ -437,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "(default: the best every run reaches)")
     p.add_argument("--no-report", action="store_true", help="do not write report.html")
     p.set_defaults(func=cmd_figures)
+    add_human_commands(sub)  # answers import|pull, costs calibrate (harness/human_cli.py)
     return parser
 
 

@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import time
+import uuid
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -45,6 +46,7 @@ from harness.pretrain import file_digest
 from harness.label_update import (apply_answers, mark_unused_weak_labels, settled,
                                   with_pseudo_labels)
 from harness.labels import LabelTable
+from harness.pending import Pending, pending_cycle, save_pending
 from harness.pseudo_quality import pseudo_label_quality
 from harness.queries import Queries, QueryKind, actions_frame
 from harness.registry import BACKENDS, ORACLES, STRATEGIES
@@ -184,6 +186,9 @@ class Campaign:
             "dataset", "data_root", "pool_size", "test_size", "seed", "initial", "oracle",
             "backend", "preset", "weights", "train_iters", "train_minutes",
             "initial_train_iters", "batch_labeled", "batch_unlabeled", "lr", "threads")}
+        # an oracle that labels the initial set as another does (a person: as the paper's
+        # annotator) shares that oracle's model
+        key["oracle"] = getattr(self.oracle, "initial_oracle", c.oracle)
         key["backend_identity"] = BACKENDS.get(c.backend).identity(c.preset)
         key["weights_digest"] = self.weights_digest()
         # the pool's annotations themselves: a regenerated or edited dataset under the same
@@ -253,6 +258,10 @@ def run_campaign(cfg: RunConfig, echo: Callable[[str], None] = print, progress: 
     store.check_or_save_config(cfg)
     done = store.progress()
     tag = f"{cfg.strategy} seed{cfg.seed}"
+    waiting = pending_cycle(store.state)
+    if waiting is not None:  # a person has not answered yet: nothing to train
+        camp.echo(waiting_message(camp, waiting["cycle"] + 1))
+        return store.dir
     if done is None:
         labels, spent, initial_actions = camp.initial_labels()
         rejected = LabelTable.empty(len(camp.pool))
@@ -269,9 +278,11 @@ def run_campaign(cfg: RunConfig, echo: Callable[[str], None] = print, progress: 
         initial_actions = None
         echo(f"{tag}: resuming at cycle {start}")
     for cycle in range(start, cfg.cycles + 1):
-        backend, spent, carry, labels, rejected = run_cycle(
-            camp, cycle, backend, labels, rejected, spent, carry,
-            initial_actions if cycle == 0 else None)
+        done = run_cycle(camp, cycle, backend, labels, rejected, spent, carry,
+                         initial_actions if cycle == 0 else None)
+        if done is None:  # the questions wait for a person (oracles/human.py)
+            break
+        backend, spent, carry, labels, rejected = done
     return store.dir
 
 
@@ -309,26 +320,77 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
         seconds = camp.cost.seconds(answers.action_kind, rng_for(cfg.seed, cycle, STREAM_COST))
         cost = query_costs(queries, answers, seconds, cfg.budget_unit, labels.labeled_cycle >= 0)
         n = affordable_prefix(cost, allowance)
+        if camp.oracle.defers and n:  # a person answers later: keep the cycle, ask, stop
+            ask_later(camp, cycle, backend, metrics, row, queries.take(np.arange(n)), preds,
+                      labels, rejected, spent, carry, allowance)
+            return None
         seconds = seconds[answers.action_query < n]
         queries, answers = queries.take(np.arange(n)), answers_prefix(answers, n)
-        answers = mark_unused_weak_labels(queries, answers, preds)
-        labels, rejected = apply_answers(labels, rejected, queries, answers, cycle + 1, preds)
-        if s.pseudo_labels:
-            labels = with_pseudo_labels(labels, preds, settled(preds, labels, rejected), cfg.tau)
+        labels, rejected, frame = take_answers(camp, cycle, queries, answers, preds, labels,
+                                               rejected, seconds)
         spent += float(seconds.sum())
         carry = allowance - float(cost[:n].sum())
-        actions.append(camp._actions(cycle + 1, queries, answers, seconds))
+        actions.append(frame)
     trace("write", cycle)
     backend.save(store.model_path(cycle))
-    if not last:
+    store.save_confusion(cycle, metrics.confusion, camp.dataset.classes)
+    commit_cycle(camp, cycle, row, actions, labels, rejected, spent, carry)
+    return backend, spent, carry, labels, rejected
+
+
+def take_answers(camp: Campaign, cycle: int, queries: Queries, answers, preds, labels,
+                 rejected, seconds, extra: dict | None = None):
+    """(labels, rejected, action log) after the answered questions of cycle `cycle`: the one
+    path answers take, whether the simulated annotator gave them now or a person days later
+    (harness/answers.py); `extra` adds columns to the log (a person's lead time, task id)."""
+    answers = mark_unused_weak_labels(queries, answers, preds)
+    labels, rejected = apply_answers(labels, rejected, queries, answers, cycle + 1, preds)
+    if camp.strategy.pseudo_labels:
+        labels = with_pseudo_labels(labels, preds, settled(preds, labels, rejected), camp.cfg.tau)
+    frame = camp._actions(cycle + 1, queries, answers, seconds)
+    for name, values in (extra or {}).items():
+        frame[name] = values
+    return labels, rejected, frame
+
+
+def commit_cycle(camp: Campaign, cycle, row, actions, labels, rejected, spent, carry) -> None:
+    """Cycle `cycle` is done (its model and confusion saved): the next cycle's labels, then
+    the commit point."""
+    store, cfg = camp.store, camp.cfg
+    if cycle < cfg.cycles:
         store.save_labels(cycle + 1, labels, rejected)
     frame = pd.concat(actions, ignore_index=True) if actions else empty_actions()
-    store.save_confusion(cycle, metrics.confusion, camp.dataset.classes)
     store.commit(cycle, row, frame, spent, carry)
     trace("committed", cycle)
     camp.echo(f"{cfg.strategy} seed{cfg.seed} cycle {cycle}: {row['hours']:.2f} h, "
               f"{row['images_labeled']} images touched, AP50 {row['ap50']:.3f}")
-    return backend, spent, carry, labels, rejected
+
+
+def ask_later(camp: Campaign, cycle, backend, metrics, row, queries, preds, labels, rejected,
+              spent, carry, allowance) -> None:
+    """Keep everything the rest of cycle `cycle` needs (harness/pending.py), hand the
+    questions to the oracle to ask, and stop: `answers import` closes the cycle."""
+    store = camp.store
+    trace("write", cycle)
+    backend.save(store.model_path(cycle))
+    store.save_confusion(cycle, metrics.confusion, camp.dataset.classes)
+    store.save_labels(cycle, labels, rejected)
+    pending = Pending(cycle, uuid.uuid4().hex, spent, carry, allowance, row, queries, preds)
+    camp.oracle.ask(store.dir, pending, camp.pool, camp.dataset.classes)
+    save_pending(store.state, pending)
+    camp.echo(waiting_message(camp, cycle + 1, len(queries)))
+
+
+def waiting_message(camp: Campaign, asked_cycle: int, n: int | None = None) -> str:
+    cfg = camp.cfg
+    folder = camp.store.dir / "annotate" / f"cycle{asked_cycle}"
+    many = f"{n} question(s) for cycle {asked_cycle}" if n is not None else \
+        f"the questions of cycle {asked_cycle}"
+    return (f"{cfg.strategy} seed{cfg.seed}: waiting for answers: {many} are in {folder} "
+            f"(label_config.xml, tasks.json). Answer them in Label Studio, export the project "
+            f"as JSON, then run `python -m harness answers import {camp.store.dir} "
+            f"EXPORT.json` (or `answers pull {camp.store.dir}` for a project the harness "
+            f"created) and `python -m harness resume {camp.store.dir}`")
 
 
 def strategy_inputs(camp: Campaign, cycle: int, backend, labels: LabelTable,

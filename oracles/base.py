@@ -54,7 +54,12 @@ class Oracle:
     """Interface: answer an ordered batch of queries from the pool's ground truth.
 
     Deterministic for a given random generator state; all randomness comes from `rng`.
+    An oracle that `defers` (a person, oracles/human.py) is asked to `ask` the questions the
+    budget affords instead; the loop stops, and the answers come back through
+    `python -m harness answers import`.
     """
+
+    defers = False
 
     def answer(self, queries: Queries, rng: np.random.Generator) -> Answers:
         raise NotImplementedError

@@ -1,0 +1,123 @@
+"""Seconds per action kind fitted from measured task times: `python -m harness costs calibrate`.
+
+Each answered task of a Label Studio export is one equation: its `lead_time` is the sum of its
+actions' prices, `lead_time_t = sum_k count_tk * price_k` (a corrected box with its class fixed:
+verify_box + draw_box + verify_class + assign_class). The prices are the non-negative least
+squares solution (scipy.optimize.nnls), made robust by iteratively reweighted least squares
+with Huber weights: after each fit, a task whose residual is beyond 1.345 robust standard
+deviations (1.4826 x the median absolute residual) is weighted down by k / |r|, and the
+weighted problem is solved again until the prices settle. A person who left the task open over
+lunch then counts as one far point, not as a new price. Kinds no task used are not fitted and
+keep the paper's price (the `table:` format fills them in).
+
+The result is written in the `table:` cost-model format (cost_models/table.py), so
+`--cost-model table:costs.toml` prices the simulated annotator with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import nnls
+
+from harness.errors import HarnessError
+from harness.queries import ACTION_KINDS
+
+HUBER_K = 1.345  # 95% efficiency at the normal distribution
+MAD_SCALE = 1.4826  # median absolute deviation -> standard deviation at the normal
+
+
+@dataclass(frozen=True)
+class Fit:
+    """prices: {kind: seconds} of the fitted kinds; actions: {kind: count}; tasks: T;
+    weights: (T,) final Huber weights (1 = an ordinary task, small = an outlier)."""
+
+    prices: dict
+    actions: dict
+    tasks: int
+    weights: np.ndarray
+
+
+def design(task_actions: list[dict[str, int]]) -> tuple[np.ndarray, list[str]]:
+    """(T, K) action counts per task, over the K kinds any task used (ACTION_KINDS order)."""
+    kinds = [k for k in ACTION_KINDS if any(a.get(k) for a in task_actions)]
+    x = np.array([[a.get(k, 0) for k in kinds] for a in task_actions], np.float64)
+    return x.reshape(len(task_actions), len(kinds)), kinds
+
+
+def robust_nnls(x: np.ndarray, y: np.ndarray, iterations: int = 100,
+                tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+    """(K,) non-negative prices and (T,) weights: Huber IRLS around scipy's NNLS."""
+    w = np.ones(len(y))
+    beta = np.zeros(x.shape[1])
+    for _ in range(iterations):
+        sw = np.sqrt(w)
+        new, _ = nnls(x * sw[:, None], y * sw)
+        r = y - x @ new
+        scale = MAD_SCALE * np.median(np.abs(r - np.median(r)))
+        if scale <= 0:  # more than half the tasks fit exactly: nothing left to down-weight
+            scale = MAD_SCALE * np.mean(np.abs(r)) or 1.0
+        cut = HUBER_K * scale
+        w = np.where(np.abs(r) <= cut, 1.0, cut / np.maximum(np.abs(r), 1e-12))
+        done = np.max(np.abs(new - beta)) <= tol * max(1.0, np.max(np.abs(new)))
+        beta = new
+        if done:
+            break
+    return beta, w
+
+
+def fit_exports(exports: list[list]) -> Fit:
+    """Fit prices from the tasks of several Label Studio exports (each a list of tasks)."""
+    from oracles.label_studio import task_actions
+
+    rows = [r for tasks in exports for r in map(task_actions, tasks) if r is not None and r[0]]
+    if not rows:
+        raise HarnessError("no answered task with an action in these exports; calibrate "
+                           "needs the exports of harness projects (annotate/cycle<k>/)")
+    x, kinds = design([r[0] for r in rows])
+    y = np.array([r[1] for r in rows], np.float64)
+    if len(rows) < len(kinds):
+        raise HarnessError(f"{len(rows)} answered task(s) cannot fit {len(kinds)} prices "
+                           f"({', '.join(kinds)}); answer more questions first")
+    beta, w = robust_nnls(x, y)
+    return Fit({k: float(b) for k, b in zip(kinds, beta, strict=True)},
+               {k: int(x[:, j].sum()) for j, k in enumerate(kinds)}, len(rows), w)
+
+
+def toml_text(fit: Fit, sources: list[str]) -> str:
+    lines = [f"# seconds per action, fitted by `python -m harness costs calibrate` from "
+             f"{fit.tasks} task(s) of {', '.join(sources)}",
+             "# robust non-negative least squares (Huber IRLS); kinds left out keep the paper's "
+             "price", ""]
+    lines += [f"{k} = {v:.3f}  # {fit.actions[k]} action(s)" for k, v in fit.prices.items()]
+    return "\n".join(lines) + "\n"
+
+
+def calibrate_command(paths: list[str], out: str, family: str = "voc",
+                      classes: int | None = None, objects: float | None = None) -> int:
+    """Fit, write `out`, print fitted beside paper prices (rich table)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from cost_models.paper import DatasetStats, family_table
+    from harness.io import write_text_atomic
+    from oracles.label_studio import read_export
+
+    fit = fit_exports([read_export(Path(p)) for p in paths])
+    stats = DatasetStats(classes, objects) if classes and objects else None
+    paper = family_table(family, stats)
+    write_text_atomic(Path(out), toml_text(fit, [Path(p).name for p in paths]))
+    table = Table("action", "actions", "fitted s", f"paper ({family}) s", "fitted / paper",
+                  title=f"{fit.tasks} tasks, {int((fit.weights < 1).sum())} down-weighted as "
+                        "outliers", title_justify="left")
+    for kind, price in fit.prices.items():
+        ref = paper.get(kind)
+        table.add_row(kind, str(fit.actions[kind]), f"{price:.2f}",
+                      f"{ref:.2f}" if ref is not None else "-",
+                      f"{price / ref:.2f}" if ref else "-")
+    console = Console()
+    console.print(table)
+    console.print(f"written: {out} (use --cost-model table:{out})")
+    return 0

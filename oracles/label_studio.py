@@ -1,0 +1,318 @@
+"""Label Studio's side of a person in the loop: the labelling interface, the task file, and
+reading its JSON export back. Nothing else in the harness knows these formats.
+
+Field names follow a real Label Studio 1.23.2 export (tests/fixtures/label_studio/): per task
+`id`, `project`, `data`, `annotations[]` with `completed_by`, `was_cancelled`, `lead_time` and
+`result[]`, each result with `from_name`, `type` and `value` in percent of the shown image.
+The COCO / VOC / YOLO exports drop `lead_time`, so only the JSON export is read.
+
+Controls (stable names, so answer files stay readable):
+    box       RectangleLabels with the class names (corrections, full images, class fixes)
+    box_ok    Choices yes / no / corrected (is the pseudo box right?)
+    class_ok  Choices yes / no (is its class right? `no` comes with a `box` of the right class)
+    point     KeyPointLabels with the class names (clicks)
+
+What the annotator sees: a region question shows the region enlarged twice around the pseudo
+box (clipped to the image, as DeLR shows it), with the pseudo box pre-drawn as a prediction; an
+image-level question shows the whole image. Small images are enlarged (nearest neighbour) so
+that the short side is at least MIN_SHOWN pixels; percent coordinates do not depend on it.
+Images travel inside tasks.json as data URIs, so the file imports into any server, local or
+remote, without setting up file storage; the PNG files are written beside it too.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+from PIL import Image
+
+from harness.errors import HarnessError
+from harness.queries import QueryKind
+
+MIN_SHOWN = 256
+REGION_SCALE = 2.0
+KIND_NAMES = {QueryKind.FULL_IMAGE: "full_image", QueryKind.VERIFY_BOX: "verify_box",
+              QueryKind.VERIFY_CLASS: "verify_class", QueryKind.CLICK: "click",
+              QueryKind.POINT: "point"}
+PROMPTS = {
+    "verify_box": "Is the box right? yes: keep it; no: nothing to box here; corrected: fix the "
+                  "box (drag its corners) and answer corrected",
+    "verify_class": "Is the class of the box right? If not, answer no and give the box the "
+                    "right class",
+    "full_image": "Draw a box around every object and give each its class",
+    "click": "Click the centre of every object, with its class",
+    "point": "Click a point on every object, with its class",
+}
+TOLERANCE = 0.01  # percent: Label Studio rounds coordinates at the image border
+
+
+class AnswerFileError(HarnessError):
+    """An export that does not answer this run's questions, or answers them wrongly."""
+
+
+def label_config(classes) -> str:
+    """The labelling interface (Label Studio XML) for a class list."""
+    labels = "".join(f"<Label value={quoteattr(str(c))}/>" for c in classes)
+    return (
+        "<View>\n"
+        '  <Header value="$prompt"/>\n'
+        '  <Image name="image" value="$image" zoom="true"/>\n'
+        f'  <RectangleLabels name="box" toName="image">\n    {labels}\n  </RectangleLabels>\n'
+        f'  <KeyPointLabels name="point" toName="image">\n    {labels}\n  </KeyPointLabels>\n'
+        '  <Choices name="box_ok" toName="image" showInline="true">\n'
+        '    <Choice value="yes"/><Choice value="no"/><Choice value="corrected"/>\n'
+        "  </Choices>\n"
+        '  <Choices name="class_ok" toName="image" showInline="true">\n'
+        '    <Choice value="yes"/><Choice value="no"/>\n'
+        "  </Choices>\n"
+        "</View>\n")
+
+
+def region_of(box: np.ndarray, width: int, height: int, scale: float = REGION_SCALE):
+    """The shown region of a pseudo box: enlarged `scale` times around its centre, clipped to
+    the image, on whole pixels (outward), at least one pixel wide: [x1, y1, x2, y2] ints."""
+    box = np.asarray(box, np.float64)
+    centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) * scale / 2
+    x1, y1 = (max(0, math.floor(v)) for v in centre - half)
+    x2, y2 = min(width, math.ceil(centre[0] + half[0])), min(height, math.ceil(centre[1] + half[1]))
+    x1, y1 = min(x1, width - 1), min(y1, height - 1)
+    return [int(x1), int(y1), int(max(x2, x1 + 1)), int(max(y2, y1 + 1))]
+
+
+def write_shown(pixels: np.ndarray, crop, path: Path) -> tuple[int, int]:
+    """Save the shown part of an (H, W, 3) image as PNG, enlarged if small; its (w, h)."""
+    x1, y1, x2, y2 = crop
+    part = Image.fromarray(np.ascontiguousarray(pixels[y1:y2, x1:x2]))
+    factor = max(1, math.ceil(MIN_SHOWN / max(1, min(part.size))))
+    if factor > 1:
+        part = part.resize((part.width * factor, part.height * factor), Image.NEAREST)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part.save(path)
+    return part.size
+
+
+def data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def to_percent(box, crop) -> dict:
+    """An xyxy box in original pixels -> Label Studio's x, y, width, height in percent of the
+    shown crop."""
+    cx, cy, w, h = crop[0], crop[1], crop[2] - crop[0], crop[3] - crop[1]
+    return {"x": (float(box[0]) - cx) / w * 100, "y": (float(box[1]) - cy) / h * 100,
+            "width": (float(box[2]) - float(box[0])) / w * 100,
+            "height": (float(box[3]) - float(box[1])) / h * 100, "rotation": 0}
+
+
+def rectangle(box, crop, shown_size, label: str) -> dict:
+    """A `box` result (as Label Studio writes one) for an xyxy box in original pixels."""
+    return {"from_name": "box", "to_name": "image", "type": "rectanglelabels",
+            "original_width": int(shown_size[0]), "original_height": int(shown_size[1]),
+            "image_rotation": 0, "value": {**to_percent(box, crop), "rectanglelabels": [label]}}
+
+
+def build_tasks(folder: Path, pending, pool, classes) -> list[dict]:
+    """Label Studio import tasks for the pending questions, images written under `folder`.
+
+    Each task's `data` holds query, kind, image_id, cycle, batch (this question list's id),
+    image (a data URI), prompt; a region question adds box and crop ([x1, y1, x2, y2] in the
+    original image's pixels), label (the proposed class) and ask_class."""
+    q, tasks = pending.queries, []
+    for i in range(len(q)):
+        kind = KIND_NAMES.get(QueryKind(int(q.kind[i])))
+        if kind is None:
+            raise HarnessError(f"the human oracle asks {', '.join(KIND_NAMES.values())} "
+                               f"questions; this strategy asks {QueryKind(int(q.kind[i])).name}")
+        img = int(q.image[i])
+        w, h = int(pool.widths[img]), int(pool.heights[img])
+        region = kind in ("verify_box", "verify_class")
+        crop = region_of(q.boxes[i], w, h) if region else [0, 0, w, h]
+        path = folder / "images" / f"q{i:05d}.png"
+        size = write_shown(pool.image(img), crop, path)
+        data = {"image": data_uri(path), "query": i, "kind": kind,
+                "image_id": int(pool.image_ids[img]), "cycle": pending.cycle + 1,
+                "batch": pending.batch, "prompt": PROMPTS[kind]}
+        task = {"data": data}
+        if region:
+            label = str(classes[int(q.labels[i])])
+            data.update(box=[float(v) for v in q.boxes[i]], label=label, crop=crop,
+                        ask_class=bool(q.then_class[i]) or kind == "verify_class")
+            task["predictions"] = [{"model_version": "harness", "result": [
+                rectangle(q.boxes[i], crop, size, label)]}]
+        tasks.append(task)
+    return tasks
+
+
+# -- reading an export --------------------------------------------------------------------
+
+@dataclass
+class TaskAnswer:
+    """One answered task: rects (R, 4) xyxy in original pixels with classes, points (P, 2)."""
+
+    query: int
+    task_id: int
+    annotator: str
+    lead_time: float
+    box_ok: str | None = None
+    class_ok: str | None = None
+    rects: list = field(default_factory=list)  # (xyxy, class index)
+    points: list = field(default_factory=list)  # (xy, class index)
+
+
+def _label(value: dict, key: str, classes: dict, where: str) -> int:
+    names = value.get(key)
+    if not isinstance(names, list) or len(names) != 1:
+        raise AnswerFileError(f"{where}: expected one class in {key}, got {names!r}")
+    if names[0] not in classes:
+        raise AnswerFileError(f"{where}: class {names[0]!r} does not exist; the classes are "
+                              f"{', '.join(classes)}")
+    return classes[names[0]]
+
+
+def _inside(x: float, lo: float = 0.0, hi: float = 100.0) -> bool:
+    return lo - TOLERANCE <= x <= hi + TOLERANCE
+
+
+def read_result(item: dict, answer: TaskAnswer, crop, classes: dict, where: str) -> None:
+    """One `result[]` entry into `answer`, in original pixels; a wrong one raises."""
+    name, value = item.get("from_name"), item.get("value") or {}
+    cx, cy, w, h = crop[0], crop[1], crop[2] - crop[0], crop[3] - crop[1]
+    if name == "box":
+        x, y, bw, bh = (float(value.get(k, math.nan)) for k in ("x", "y", "width", "height"))
+        if value.get("rotation", 0) not in (0, 0.0, None):
+            raise AnswerFileError(f"{where}: a rotated box ({value['rotation']} degrees); draw "
+                                  "boxes unrotated")
+        if not (bw > 0 and bh > 0 and _inside(x) and _inside(y) and _inside(x + bw)
+                and _inside(y + bh)):
+            raise AnswerFileError(f"{where}: box x={x}, y={y}, width={bw}, height={bh} (percent) "
+                                  "is outside the image")
+        box = [cx + max(x, 0) / 100 * w, cy + max(y, 0) / 100 * h,
+               cx + min(x + bw, 100) / 100 * w, cy + min(y + bh, 100) / 100 * h]
+        answer.rects.append((box, _label(value, "rectanglelabels", classes, where)))
+    elif name == "point":
+        x, y = float(value.get("x", math.nan)), float(value.get("y", math.nan))
+        if not (_inside(x) and _inside(y)):
+            raise AnswerFileError(f"{where}: point x={x}, y={y} (percent) is outside the image")
+        point = [cx + min(max(x, 0), 100) / 100 * w, cy + min(max(y, 0), 100) / 100 * h]
+        answer.points.append((point, _label(value, "keypointlabels", classes, where)))
+    elif name in ("box_ok", "class_ok"):
+        allowed = ("yes", "no", "corrected") if name == "box_ok" else ("yes", "no")
+        choices = value.get("choices")
+        if not isinstance(choices, list) or len(choices) != 1 or choices[0] not in allowed:
+            raise AnswerFileError(f"{where}: {name} must be one of {', '.join(allowed)}, got "
+                                  f"{choices!r}")
+        setattr(answer, name, choices[0])
+    else:
+        raise AnswerFileError(f"{where}: unknown control {name!r}; the harness's interface has "
+                              "box, box_ok, class_ok and point (label_config.xml)")
+
+
+def read_export(path: Path) -> list:
+    """The tasks of a Label Studio JSON export file."""
+    import json
+
+    try:
+        tasks = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AnswerFileError(f"{path} is not JSON ({err}); export the project from Label "
+                              "Studio as JSON (not JSON_MIN, COCO or YOLO)") from None
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) and "data" in t
+                                              and "annotations" in t for t in tasks):
+        raise AnswerFileError(f"{path} is not a Label Studio JSON export (a list of tasks with "
+                              "data and annotations); export with exportType=JSON")
+    return tasks
+
+
+def parse_export(tasks: list, pending, pool, classes, project: int | None = None,
+                 partial: bool = False) -> dict[int, TaskAnswer]:
+    """{query index: its answer} for the pending questions; cancelled tasks are left out (not
+    asked). Raises AnswerFileError, naming the task, on an export of another question list or
+    project, a question answered twice, a box outside its image, an unknown class; and on
+    unanswered questions unless `partial` (then they count as not asked)."""
+    names = {str(c): k for k, c in enumerate(classes)}
+    q, cycle, found, out = pending.queries, pending.cycle + 1, {}, {}
+    for task in tasks:
+        data, tid = task.get("data") or {}, task.get("id")
+        where = f"task {tid} (question {data.get('query')})"
+        if data.get("batch") != pending.batch:
+            other = f"cycle {data.get('cycle')}'s questions" if data.get("batch") else \
+                "tasks the harness did not write"
+            raise AnswerFileError(f"{where} is from another project: it holds {other}, this run "
+                                  f"waits for the answers to cycle {cycle} (batch "
+                                  f"{pending.batch}); export the project of annotate/cycle{cycle}")
+        if project is not None and task.get("project") not in (None, project):
+            raise AnswerFileError(f"{where} belongs to Label Studio project {task['project']}, "
+                                  f"this run's questions are in project {project}")
+        i = data.get("query")
+        if not isinstance(i, int) or not 0 <= i < len(q) or \
+                int(pool.image_ids[q.image[i]]) != data.get("image_id") or \
+                KIND_NAMES.get(QueryKind(int(q.kind[i]))) != data.get("kind"):
+            raise AnswerFileError(f"{where}: no such question in this run's cycle {cycle} "
+                                  "(query, image_id or kind differ from tasks.json)")
+        if i in found:
+            raise AnswerFileError(f"question {i} was imported twice into Label Studio (tasks "
+                                  f"{found[i]} and {tid}); delete one task and export again")
+        found[i] = tid
+        done = [a for a in task["annotations"] if not a.get("was_cancelled")]
+        if len(done) > 1:
+            raise AnswerFileError(f"{where} was answered twice (annotations "
+                                  f"{', '.join(str(a.get('id')) for a in done)}); keep one "
+                                  "answer per question and export again")
+        if not done:
+            if not task["annotations"] and not partial:  # cancelled: not asked, costs nothing
+                raise AnswerFileError(f"{where} has no answer; answer or skip it in Label "
+                                      "Studio, or import with --partial to treat unanswered "
+                                      "questions as not asked")
+            continue
+        ann = done[0]
+        img = int(q.image[i])
+        crop = data.get("crop") or [0, 0, int(pool.widths[img]), int(pool.heights[img])]
+        answer = TaskAnswer(i, tid, str(ann.get("completed_by")), float(ann.get("lead_time")
+                                                                         or 0.0))
+        for k, item in enumerate(ann.get("result") or []):
+            read_result(item, answer, crop, names, f"{where}, result {k}")
+        out[i] = answer
+    missing = sorted(set(range(len(q))) - set(found))
+    if missing and not partial:
+        raise AnswerFileError(f"the export lacks {len(missing)} of the {len(q)} questions "
+                              f"(first: {missing[:5]}); export the whole project, or import "
+                              "with --partial to treat them as not asked")
+    return out
+
+
+def task_actions(task: dict) -> tuple[dict[str, int], float, str] | None:
+    """(actions by kind, lead_time, annotator) of one answered task of a harness project, by
+    the rules `answers import` applies (oracles/human.py); None when cancelled or unanswered.
+    What calibration needs from an export, without the run that asked."""
+    data = task.get("data") or {}
+    done = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+    if not done or data.get("kind") not in PROMPTS:
+        return None
+    ann = done[-1]
+    choice, n = {}, {"box": 0, "point": 0}
+    for item in ann.get("result") or []:
+        name = item.get("from_name")
+        if name in n:
+            n[name] += 1
+        elif name in ("box_ok", "class_ok"):
+            choice[name] = ((item.get("value") or {}).get("choices") or [None])[0]
+    kind, acts = data["kind"], {}
+    if kind == "verify_box" and choice.get("box_ok"):
+        acts["verify_box"] = 1
+        acts["draw_box"] = int(choice["box_ok"] == "corrected")
+    class_asked = kind == "verify_class" or (kind == "verify_box" and data.get("ask_class")
+                                             and choice.get("box_ok") in ("yes", "corrected"))
+    if class_asked and choice.get("class_ok"):
+        acts["verify_class"] = 1
+        acts["assign_class"] = int(choice["class_ok"] == "no")
+    if kind == "full_image":
+        acts["full_image"] = 1
+    if kind in ("click", "point"):
+        acts[kind] = n["point"]
+    return ({k: v for k, v in acts.items() if v}, float(ann.get("lead_time") or 0.0),
+            str(ann.get("completed_by")))

@@ -1,0 +1,150 @@
+"""A person in the loop (issue #17): `--oracle human` asks through Label Studio files, a scripted
+person answers from ground truth by the paper's rules in Label Studio's export format,
+`answers import` closes the cycle and `resume` trains on.
+
+The human run must end with the labels and actions of the same run with `--oracle paper` (the
+seconds aside): both share the cycle-0 model, draw from the same seeded streams, and the
+scripted person follows the paper's rules with code of its own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.cli import main
+from harness.config import resolve
+from harness.loop import pool_and_test, run_campaign
+from harness.run_store import RunStore
+from tests.oracles.scripted_annotator import PRICES, Truth, export
+
+TINY = dict(dataset="digits", pool_size=30, test_size=8, cycles=2, train_iters=2,
+            initial="20%", cycle_budget="10%", tau=0.05, strategy="delr")
+ACTION_COLS = ["cycle", "query", "image_id", "image", "kind", "outcome", "iou"]
+
+
+def quiet(_msg):
+    pass
+
+
+def made_up_lead(seed):
+    rng = np.random.default_rng(seed)
+    return lambda acts: round(float(sum(PRICES[a] for a in acts) * rng.uniform(0.5, 2.0)
+                                    + rng.uniform(0, 3)), 3)
+
+
+def answer_cycle(run_dir: Path, k: int, truth, tmp: Path, **kw) -> tuple[Path, list]:
+    tasks = json.loads((run_dir / "annotate" / f"cycle{k}" / "tasks.json").read_text())
+    answered = export(tasks, truth, **kw)
+    path = tmp / f"export-cycle{k}.json"
+    path.write_text(json.dumps(answered, indent=1))
+    return path, answered
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The same tiny DeLR run with the paper's oracle and with a scripted person."""
+    root = tmp_path_factory.mktemp("human")
+    saved, original = {}, RunStore.save_labels
+
+    def record(store, k, labels, rejected):
+        original(store, k, labels, rejected)
+        saved[(store.dir.parents[1].name, k)] = labels
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(RunStore, "save_labels", record)
+        paper = resolve(None, out=str(root), experiment="paper", oracle="paper", **TINY)
+        run_campaign(paper, echo=quiet, progress=False)
+        human = resolve(None, out=str(root), experiment="human", oracle="human", **TINY)
+        said = []
+        run_campaign(human, echo=said.append, progress=False)
+        d = human.run_dir()
+        before = sorted(p.name for p in (d / "state").iterdir())
+        run_campaign(human, echo=said.append, progress=False)  # nothing answered yet
+        after = sorted(p.name for p in (d / "state").iterdir())
+        _, pool, _ = pool_and_test(human)
+        truth = Truth(pool, [str(c) for c in range(10)])
+        exports = {}
+        for k in (1, 2):
+            path, exports[k] = answer_cycle(d, k, truth, root, lead=made_up_lead(k),
+                                            first_id=100 * k)
+            assert main(["answers", "import", str(d), str(path)]) == 0
+            assert main(["resume", str(d), "--quiet"]) == 0
+    return dict(paper=paper, human=human, saved=saved, said=said, exports=exports,
+                state_before=before, state_after=after)
+
+
+def test_query_phase_writes_the_project_and_stops(runs):
+    d = runs["human"].run_dir()
+    assert "waiting for answers" in runs["said"][0] and "answers import" in runs["said"][0]
+    assert "waiting for answers" in runs["said"][1]  # resumed unanswered: trains nothing
+    assert runs["state_before"] == runs["state_after"]
+    folder = d / "annotate" / "cycle1"
+    config = (folder / "label_config.xml").read_text()
+    for control in ('RectangleLabels name="box"', 'Choices name="box_ok"',
+                    'Choices name="class_ok"', 'KeyPointLabels name="point"'):
+        assert control in config
+    tasks = json.loads((folder / "tasks.json").read_text())
+    assert len(tasks) == len(list((folder / "images").glob("q*.png"))) > 0
+    data = tasks[0]["data"]
+    assert data["kind"] == "verify_box" and data["cycle"] == 1 and data["query"] == 0
+    box, crop = np.array(data["box"]), np.array(data["crop"])
+    centre, size = (box[:2] + box[2:]) / 2, box[2:] - box[:2]
+    want = np.concatenate([centre - size, centre + size])  # enlarged twice, clipped, outward
+    assert np.all(crop[:2] <= np.maximum(want[:2], 0) + 1e-9)
+    assert np.all(crop[:2] > np.maximum(want[:2], 0) - 1)
+    assert np.all(crop[2:] >= np.minimum(want[2:], 128) - 1e-9)
+    pre = tasks[0]["predictions"][0]["result"][0]
+    assert pre["from_name"] == "box" and pre["value"]["rectanglelabels"] == [data["label"]]
+    w, h = crop[2:] - crop[:2]
+    assert crop[0] + pre["value"]["x"] / 100 * w == pytest.approx(box[0])
+    assert crop[1] + pre["value"]["y"] / 100 * h == pytest.approx(box[1])
+
+
+def test_round_trip_gives_the_paper_runs_labels_and_actions(runs):
+    paper = pd.read_parquet(runs["paper"].run_dir() / "actions.parquet")
+    human = pd.read_parquet(runs["human"].run_dir() / "actions.parquet")
+    assert (human["cycle"] >= 1).sum() > 0
+    assert set(human.loc[human["cycle"] >= 1, "outcome"]) >= {"correct", "drop", "fix"}
+    pd.testing.assert_frame_equal(human[ACTION_COLS], paper[ACTION_COLS])
+    for k in (1, 2):
+        a, b = runs["saved"][("paper", k)], runs["saved"][("human", k)]
+        for field in ("image", "labels", "provenance", "fully_annotated", "labeled_cycle"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
+    cyc_p = pd.read_csv(runs["paper"].run_dir() / "cycles.csv")
+    cyc_h = pd.read_csv(runs["human"].run_dir() / "cycles.csv")
+    same = ["images_labeled", "boxes_verified", "boxes_kept", "boxes_corrected",
+            "classes_fixed", "train_boxes_human", "train_boxes_pseudo", "ap50"]
+    pd.testing.assert_frame_equal(cyc_h[same], cyc_p[same])
+    assert list(cyc_h["cycle"]) == [0, 1, 2] and (cyc_h["train_iterations"] > 0).all()
+
+
+def test_outcomes_are_what_the_answers_imply_and_seconds_add_up(runs):
+    human = pd.read_parquet(runs["human"].run_dir() / "actions.parquet")
+    asked = human[human["cycle"] >= 1]
+    from tests.oracles.scripted_annotator import answer
+    _, pool, _ = pool_and_test(runs["human"])
+    truth = Truth(pool, [str(c) for c in range(10)])
+    for k, tasks in runs["exports"].items():
+        for task in tasks:
+            ann = task["annotations"][0]
+            mine = asked[asked["task"] == task["id"]]
+            if ann["was_cancelled"]:
+                assert mine.empty
+                continue
+            _, kinds = answer(task["data"], truth)
+            assert list(mine["kind"].astype(str)) == kinds
+            assert (mine["cycle"] == k).all() and (mine["query"] == task["data"]["query"]).all()
+            assert mine["seconds"].sum() == pytest.approx(ann["lead_time"])
+            assert (mine["lead_time"] == ann["lead_time"]).all()
+            assert (mine["annotator"] == "7").all()
+            # split in proportion to the prices
+            np.testing.assert_allclose(mine["seconds"] / mine["seconds"].sum(),
+                                       mine["price"] / mine["price"].sum())
+    cycles = pd.read_csv(runs["human"].run_dir() / "cycles.csv")
+    measured = human.loc[human["cycle"] <= 2, "seconds"].sum() / 3600
+    assert cycles["hours"].iloc[-1] == pytest.approx(measured)

@@ -378,6 +378,9 @@ def ask_later(camp: Campaign, cycle, backend, metrics, row, queries, preds, labe
     pending = Pending(cycle, uuid.uuid4().hex, spent, carry, allowance, row, queries, preds)
     camp.oracle.ask(store.dir, pending, camp.pool, camp.dataset.classes)
     save_pending(store.state, pending)
+    camp.echo(f"{camp.cfg.strategy} seed{camp.cfg.seed} cycle {cycle}: {row['hours']:.2f} h, "
+              f"{row['images_labeled']} images touched, AP50 {row['ap50']:.3f} (committed "
+              "with the answers to its questions)")
     camp.echo(waiting_message(camp, cycle + 1, len(queries)))
 
 

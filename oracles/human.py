@@ -46,6 +46,13 @@ class HumanAnnotator(SimulatedAnnotator):
     defers = True
     initial_oracle = "paper"  # the initial set is labelled as the paper's annotator does
 
+    def __init__(self, pool, **kwargs):
+        super().__init__(pool, **kwargs)
+        if os.environ.get("LABEL_STUDIO_URL"):  # a missing token fails now, not after training
+            from oracles.label_studio_http import LabelStudio
+
+            LabelStudio(os.environ["LABEL_STUDIO_URL"])
+
     def ask(self, run_dir: Path, pending, pool, classes) -> Path:
         """Write the project files; with $LABEL_STUDIO_URL set (--label-studio-url), also create
         the project on that server and import the tasks. Returns the folder."""
@@ -59,7 +66,8 @@ class HumanAnnotator(SimulatedAnnotator):
             from oracles.label_studio_http import LabelStudio
 
             server = LabelStudio(url)
-            title = f"{Path(run_dir).parent.name} {Path(run_dir).name} cycle{pending.cycle + 1}"
+            run = Path(run_dir)
+            title = f"{run.parents[1].name}/{run.parent.name}/{run.name} cycle{pending.cycle + 1}"
             project = server.create_project(title, config)
             server.import_tasks(project, tasks)
             write_text_atomic(folder / "project.json", json.dumps(

@@ -56,20 +56,22 @@ class AnswerFileError(HarnessError):
 
 
 def label_config(classes) -> str:
-    """The labelling interface (Label Studio XML) for a class list."""
+    """The labelling interface (Label Studio XML) for a class list. The questions come above the image, so a tall crop does not push them out of sight."""
     labels = "".join(f"<Label value={quoteattr(str(c))}/>" for c in classes)
     return (
         "<View>\n"
         '  <Header value="$prompt"/>\n'
-        '  <Image name="image" value="$image" zoom="true"/>\n'
-        f'  <RectangleLabels name="box" toName="image">\n    {labels}\n  </RectangleLabels>\n'
-        f'  <KeyPointLabels name="point" toName="image">\n    {labels}\n  </KeyPointLabels>\n'
+        '  <Header value="Is the box right?" size="6"/>\n'
         '  <Choices name="box_ok" toName="image" showInline="true">\n'
         '    <Choice value="yes"/><Choice value="no"/><Choice value="corrected"/>\n'
         "  </Choices>\n"
+        '  <Header value="Is its class right? (when asked)" size="6"/>\n'
         '  <Choices name="class_ok" toName="image" showInline="true">\n'
         '    <Choice value="yes"/><Choice value="no"/>\n'
         "  </Choices>\n"
+        f'  <RectangleLabels name="box" toName="image">\n    {labels}\n  </RectangleLabels>\n'
+        f'  <KeyPointLabels name="point" toName="image">\n    {labels}\n  </KeyPointLabels>\n'
+        '  <Image name="image" value="$image" zoom="true" maxWidth="640px"/>\n'
         "</View>\n")
 
 
@@ -212,6 +214,15 @@ def read_result(item: dict, answer: TaskAnswer, crop, classes: dict, where: str)
                               "box, box_ok, class_ok and point (label_config.xml)")
 
 
+def annotator(ann: dict) -> str:
+    """Who answered: `completed_by` is a user id in a JSON export (a user object in some
+    versions' exports, then its email)."""
+    who = ann.get("completed_by")
+    if isinstance(who, dict):
+        who = who.get("email") or who.get("id")
+    return str(who)
+
+
 def read_export(path: Path) -> list:
     """The tasks of a Label Studio JSON export file."""
     import json
@@ -272,8 +283,7 @@ def parse_export(tasks: list, pending, pool, classes, project: int | None = None
         ann = done[0]
         img = int(q.image[i])
         crop = data.get("crop") or [0, 0, int(pool.widths[img]), int(pool.heights[img])]
-        answer = TaskAnswer(i, tid, str(ann.get("completed_by")), float(ann.get("lead_time")
-                                                                         or 0.0))
+        answer = TaskAnswer(i, tid, annotator(ann), float(ann.get("lead_time") or 0.0))
         for k, item in enumerate(ann.get("result") or []):
             read_result(item, answer, crop, names, f"{where}, result {k}")
         out[i] = answer
@@ -315,4 +325,4 @@ def task_actions(task: dict) -> tuple[dict[str, int], float, str] | None:
     if kind in ("click", "point"):
         acts[kind] = n["point"]
     return ({k: v for k, v in acts.items() if v}, float(ann.get("lead_time") or 0.0),
-            str(ann.get("completed_by")))
+            annotator(ann))

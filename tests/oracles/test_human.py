@@ -79,8 +79,10 @@ def runs(tmp_path_factory):
 
 def test_query_phase_writes_the_project_and_stops(runs):
     d = runs["human"].run_dir()
-    assert "waiting for answers" in runs["said"][0] and "answers import" in runs["said"][0]
-    assert "waiting for answers" in runs["said"][1]  # resumed unanswered: trains nothing
+    said = runs["said"]
+    assert len(said) == 3 and "cycle 0" in said[0] and "AP50" in said[0]
+    assert "waiting for answers" in said[1] and "answers import" in said[1]
+    assert "waiting for answers" in said[2]  # resumed unanswered: trains nothing
     assert runs["state_before"] == runs["state_after"]
     folder = d / "annotate" / "cycle1"
     config = (folder / "label_config.xml").read_text()

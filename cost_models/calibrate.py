@@ -8,7 +8,10 @@ with Huber weights: after each fit, a task whose residual is beyond 1.345 robust
 deviations (1.4826 x the median absolute residual) is weighted down by k / |r|, and the
 weighted problem is solved again until the prices settle. A person who left the task open over
 lunch then counts as one far point, not as a new price. Kinds no task used are not fitted and
-keep the paper's price (the `table:` format fills them in).
+keep the paper's price (the `table:` format fills them in), and so do kinds that occur only
+together, the same number of times in every task (in DeLR every corrected box may also have had
+its class fixed): the tasks measure their sum, never the split, so no price is invented for them
+and the sum is printed beside the paper's.
 
 The result is written in the `table:` cost-model format (cost_models/table.py), so
 `--cost-model table:costs.toml` prices the simulated annotator with it.
@@ -32,12 +35,14 @@ MAD_SCALE = 1.4826  # median absolute deviation -> standard deviation at the nor
 @dataclass(frozen=True)
 class Fit:
     """prices: {kind: seconds} of the fitted kinds; actions: {kind: count}; tasks: T;
-    weights: (T,) final Huber weights (1 = an ordinary task, small = an outlier)."""
+    weights: (T,) final Huber weights (1 = an ordinary task, small = an outlier); tied: kinds
+    with equal counts in every task (only their sum is fitted)."""
 
     prices: dict
     actions: dict
     tasks: int
     weights: np.ndarray
+    tied: list = ()  # groups of kinds the tasks cannot tell apart: [[kind, ...], ...]
 
 
 def design(task_actions: list[dict[str, int]]) -> tuple[np.ndarray, list[str]]:
@@ -45,6 +50,14 @@ def design(task_actions: list[dict[str, int]]) -> tuple[np.ndarray, list[str]]:
     kinds = [k for k in ACTION_KINDS if any(a.get(k) for a in task_actions)]
     x = np.array([[a.get(k, 0) for k in kinds] for a in task_actions], np.float64)
     return x.reshape(len(task_actions), len(kinds)), kinds
+
+
+def tied_kinds(x: np.ndarray, kinds: list[str]) -> list[list[str]]:
+    """Groups of kinds whose count columns are equal in every task."""
+    groups: dict[bytes, list[str]] = {}
+    for j, kind in enumerate(kinds):
+        groups.setdefault(x[:, j].tobytes(), []).append(kind)
+    return [g for g in groups.values() if len(g) > 1]
 
 
 def robust_nnls(x: np.ndarray, y: np.ndarray, iterations: int = 100,
@@ -81,9 +94,11 @@ def fit_exports(exports: list[list]) -> Fit:
     if len(rows) < len(kinds):
         raise HarnessError(f"{len(rows)} answered task(s) cannot fit {len(kinds)} prices "
                            f"({', '.join(kinds)}); answer more questions first")
-    beta, w = robust_nnls(x, y)
-    return Fit({k: float(b) for k, b in zip(kinds, beta, strict=True)},
-               {k: int(x[:, j].sum()) for j, k in enumerate(kinds)}, len(rows), w)
+    tied = tied_kinds(x, kinds)
+    keep = [j for j, k in enumerate(kinds) if not any(k in g[1:] for g in tied)]
+    beta, w = robust_nnls(x[:, keep], y)  # one column per tied group: its sum
+    prices = {kinds[j]: float(b) for j, b in zip(keep, beta, strict=True)}
+    return Fit(prices, {k: int(x[:, j].sum()) for j, k in enumerate(kinds)}, len(rows), w, tied)
 
 
 def toml_text(fit: Fit, sources: list[str]) -> str:
@@ -91,7 +106,11 @@ def toml_text(fit: Fit, sources: list[str]) -> str:
              f"{fit.tasks} task(s) of {', '.join(sources)}",
              "# robust non-negative least squares (Huber IRLS); kinds left out keep the paper's "
              "price", ""]
-    lines += [f"{k} = {v:.3f}  # {fit.actions[k]} action(s)" for k, v in fit.prices.items()]
+    tied = {k for g in fit.tied for k in g}
+    lines += [f"{k} = {v:.3f}  # {fit.actions[k]} action(s)" for k, v in fit.prices.items()
+              if k not in tied]
+    lines += [f"# not fitted: {', '.join(g)} occur together in every task (their sum: "
+              f"{fit.prices[g[0]]:.3f} s)" for g in fit.tied]
     return "\n".join(lines) + "\n"
 
 
@@ -113,11 +132,15 @@ def calibrate_command(paths: list[str], out: str, family: str = "voc",
                   title=f"{fit.tasks} tasks, {int((fit.weights < 1).sum())} down-weighted as "
                         "outliers", title_justify="left")
     for kind, price in fit.prices.items():
-        ref = paper.get(kind)
-        table.add_row(kind, str(fit.actions[kind]), f"{price:.2f}",
-                      f"{ref:.2f}" if ref is not None else "-",
-                      f"{price / ref:.2f}" if ref else "-")
+        group = next((g for g in fit.tied if g[0] == kind), [kind])
+        ref = sum(paper.get(k, np.nan) for k in group)
+        table.add_row(" + ".join(group), str(fit.actions[kind]), f"{price:.2f}",
+                      f"{ref:.2f}", f"{price / ref:.2f}" if ref else "-")
     console = Console()
     console.print(table)
+    for g in fit.tied:
+        console.print(f"[yellow]not written:[/yellow] {', '.join(g)} occur together in every "
+                      "task, so only their sum is measured; they keep the paper's prices. "
+                      "Tasks where they occur apart separate them.")
     console.print(f"written: {out} (use --cost-model table:{out})")
     return 0

@@ -120,3 +120,33 @@ def test_calibrate_refuses_exports_without_harness_tasks(tmp_path, capsys):
     assert main(["costs", "calibrate", str(path), "--out", str(tmp_path / "c.toml")]) == 2
     assert "no answered task" in capsys.readouterr().err
     assert not (tmp_path / "c.toml").exists()
+
+
+def test_kinds_that_always_occur_together_are_not_given_invented_prices(tmp_path, capsys):
+    """Every corrected box also had its class fixed: the times measure draw_box +
+    verify_class + assign_class together, so none of them is written; the sum is printed."""
+    rng = np.random.default_rng(5)
+    tasks = []
+    for tid in range(1, 61):
+        corrected = tid % 3 == 0
+        result = [choice("box_ok", "corrected" if corrected else "yes")]
+        if corrected:
+            result += [choice("class_ok", "no"), rect(BOX, CROP, "2")]
+        task = copy.deepcopy(json.loads(FIXTURE.read_text())[0])
+        task.update(id=tid, data={"query": tid, "kind": "verify_box", "image_id": tid,
+                                  "cycle": 1, "box": BOX, "label": "1", "crop": CROP,
+                                  "ask_class": corrected})
+        lead = TRUE["verify_box"] + corrected * (TRUE["draw_box"] + TRUE["verify_class"]
+                                                 + TRUE["assign_class"])
+        task["annotations"][0].update(result=result, lead_time=lead * rng.uniform(0.95, 1.05))
+        tasks.append(task)
+    path, out = tmp_path / "export.json", tmp_path / "costs.toml"
+    path.write_text(json.dumps(tasks))
+    assert main(["costs", "calibrate", str(path), "--out", str(out)]) == 0
+    assert "occur together" in capsys.readouterr().out
+    fitted = tomllib.loads(out.read_text())
+    assert set(fitted) == {"verify_box"}
+    assert fitted["verify_box"] == pytest.approx(TRUE["verify_box"], rel=0.10)
+    fit = fit_exports([tasks])
+    assert fit.tied == [["draw_box", "verify_class", "assign_class"]]
+    assert fit.prices["draw_box"] == pytest.approx(28.0 + 3.1 + 9.0, rel=0.10)

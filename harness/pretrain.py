@@ -168,7 +168,8 @@ def pretrain(recipe: PretrainRecipe, echo: Callable[[str], None] = print
         t0 = time.perf_counter()
         model.train()
         loss = torch.tensor(0.0)
-        for _ in tqdm(range(recipe.iterations), desc="pretrain", unit="it", leave=False):
+        for _ in tqdm(range(recipe.iterations), desc="pretrain", unit="it", leave=False,
+                      disable=None):  # a bar on a terminal only
             x, y = _patches(rng, glyphs, targets, recipe.batch, recipe.patch)
             loss = nn.functional.cross_entropy(model(_as_input(x)), torch.from_numpy(y))
             opt.zero_grad()

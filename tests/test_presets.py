@@ -9,7 +9,8 @@ import yaml
 from harness.cli import main
 from harness.config import resolve
 from harness.errors import ConfigError
-from harness.presets import PRESETS, STUDIES, parse_sweep, preset_for, preset_options
+from harness.presets import (PRESETS, REGIMES, STUDIES, parse_sweep, preset_for,
+                             preset_options)
 
 TINY = ["--pool-size", "30", "--test-size", "8", "--train-iters", "2", "--cycles", "1",
         "--quiet"]
@@ -17,7 +18,7 @@ TINY = ["--pool-size", "30", "--test-size", "8", "--train-iters", "2", "--cycles
 
 def test_every_paper_preset_has_a_cpu_twin_with_the_same_design():
     for name, options in PRESETS.items():
-        if name.endswith("-cpu"):
+        if name.endswith("-cpu") or name in REGIMES:
             continue
         twin = PRESETS[f"{name}-cpu"]
         assert twin["dataset"] == "digits" and twin["preset"] == "cpu"
@@ -83,3 +84,26 @@ def test_reproduce_runs_the_studys_strategies_and_draws_its_table(tmp_path):
     assert (root / "figures" / "table2.csv").is_file()
     assert (root / "figures" / "report.html").is_file()
     assert main(["reproduce", "fig9", "--out", str(out)]) == 2
+
+
+def test_the_regimes_are_presets_and_the_calibrated_one_is_the_default():
+    default = resolve(None)
+    assert (default.dataset, default.preset) == ("digits", "cpu")
+    assert REGIMES["calibrated"] == {"dataset": "digits:scenes", "preset": "cpu"}
+    weak = resolve(None, preset_options("weak"))
+    assert (weak.dataset, weak.preset) == ("digits:hard", "cpu-scratch")
+
+
+def test_reproduce_regime_runs_both_regimes_and_draws_the_advantage(tmp_path):
+    out = tmp_path / "runs"
+    assert main(["reproduce", "regime", "--out", str(out), *TINY]) == 0
+    root = out / "regime-digits"
+    for regime, options in REGIMES.items():
+        for strategy in ("delr", "ssod", "random"):
+            cfg = yaml.safe_load((root / regime / strategy / "seed0" / "config.yaml").read_text())
+            assert (cfg["dataset"], cfg["preset"]) == (options["dataset"], options["preset"])
+    found = pd.read_csv(root / "figures" / "regime.csv")
+    assert set(found["regime"]) == set(REGIMES) and set(found["other"]) == {"random", "ssod"}
+    assert (root / "figures" / "regime.png").is_file()
+    assert (root / "figures" / "regime_table.md").is_file()
+    assert main(["reproduce", "regime", "--sweep", "tau=0.5", "--out", str(out), *TINY]) == 2

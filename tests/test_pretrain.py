@@ -70,6 +70,14 @@ def test_the_cpu_presets_start_from_the_pretrained_backbone(backend, tmp_path, m
     assert all(torch.equal(own[k[len("backbone."):]], v) for k, v in state.items())
     scratch = backend(10, "cpu-scratch").model.backbone.state_dict()
     assert not torch.equal(scratch["0.weight"], state["backbone.0.weight"])
+    # fine-tuned as torchvision fine-tunes an ImageNet backbone: frozen statistics, and the
+    # first blocks not trained at all
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    layers = list(model.backbone)
+    assert all(isinstance(m, FrozenBatchNorm2d) for m in layers[1::3])
+    trained = [layers[i].weight.requires_grad for i in range(0, len(layers), 3)]
+    assert trained == [False] * 4 + [True] * 2
 
 
 def test_pretrained_is_refused_where_it_means_nothing():

@@ -214,3 +214,18 @@ class TinyBackbone(nn.Sequential):
                        nn.ReLU(inplace=True)]
         super().__init__(*layers)
         self.out_channels = channels
+
+    def freeze(self, frozen_bn: bool, frozen_blocks: int) -> None:
+        """What torchvision does to an ImageNet backbone in a detector (FrozenBatchNorm2d, the
+        first stages not trained), so a few labelled images fine-tune pretrained features
+        instead of overwriting them: batch statistics of 4 + 4 images and a from-scratch
+        learning rate would."""
+        from torchvision.ops.misc import FrozenBatchNorm2d
+
+        layers = list(self)
+        for k in range(len(layers) // 3):
+            conv, norm = layers[3 * k], layers[3 * k + 1]
+            if frozen_bn:
+                self[3 * k + 1] = FrozenBatchNorm2d(norm.num_features, eps=norm.eps)
+            if k < frozen_blocks:
+                conv.requires_grad_(False)

@@ -38,6 +38,8 @@ class RetinaNetConfig:
     aspect_ratios: tuple[float, ...] = (1.25, 1.75)
     channels: int = 64
     stride: int = 4
+    frozen_bn: bool = False  # tiny only: as frcnn's (FrozenBatchNorm2d, first blocks frozen)
+    frozen_blocks: int = 0
     # the subnets, trained from scratch on a CPU (digits, batch 8, AdamW 2e-3 unless said,
     # AP50 on 200 test images): torchvision's (4 convs, no norm, std-0.01 init) learns almost
     # nothing in 300 iterations (0.00 with SGD 0.01, 0.04 with AdamW, 0.06 with group norm);
@@ -62,7 +64,7 @@ class RetinaNetConfig:
 
 
 PRESETS = {
-    "cpu": RetinaNetConfig(weights="pretrained"),  # as frcnn's: the pretrained tiny backbone
+    "cpu": RetinaNetConfig(weights="pretrained", frozen_bn=True, frozen_blocks=4),  # as frcnn's: the pretrained tiny backbone
     "cpu-scratch": RetinaNetConfig(),
     # torchvision's retinanet_resnet50_fpn (v1) heads and the paper's SGD 0.01
     "paper": RetinaNetConfig(arch="resnet50_fpn", weights="imagenet", min_size=800,
@@ -78,7 +80,9 @@ def _backbone(cfg: RetinaNetConfig) -> tuple[nn.Module, CentredAnchors]:
         if cfg.stride not in (4, 8):
             raise ConfigError(f"the tiny backbone has stride 4 or 8, not {cfg.stride}")
         anchors = CentredAnchors((cfg.anchor_sizes,), (cfg.aspect_ratios,), (cfg.stride,))
-        return TinyBackbone(cfg.channels, cfg.stride), anchors
+        backbone = TinyBackbone(cfg.channels, cfg.stride)
+        backbone.freeze(cfg.frozen_bn, cfg.frozen_blocks)
+        return backbone, anchors
     if cfg.arch == "resnet50_fpn":
         pretrained = cfg.weights not in (None, "none")
         backbone = resnet_fpn_backbone(

@@ -64,6 +64,7 @@ class _Variant:
     # ... the chance that a digit starts a row of 2-4 touching digits (house numbers: where
     # one object ends and the next begins is the localization question) ...
     rows: float = 0.0
+    row_gap: tuple[int, int] = (-1, 2)  # px between a row's neighbours (negative: they overlap)
     # ... and opaque patches of background drawn over the digits afterwards (occlusion: a
     # digit's box is the extent of its ink that stays visible)
     occluders: tuple[int, int] = (0, 0)
@@ -149,7 +150,8 @@ def _place(rng, v: _Variant, size: int, h: int, w: int, after: np.ndarray | None
     """Top-left corner of a digit: next to the previous box in a row when `after` is given,
     else anywhere, up to `truncation` of it beyond the border."""
     if after is not None:
-        return int(after[2]) + int(rng.integers(-1, 3)), int(after[1]) + int(rng.integers(-2, 3))
+        gap = int(rng.integers(v.row_gap[0], v.row_gap[1] + 1))
+        return int(after[2]) + gap, int(after[1]) + int(rng.integers(-2, 3))
     mx, my = int(v.truncation * w), int(v.truncation * h)
     return (int(rng.integers(-mx, size - w + mx + 1)), int(rng.integers(-my, size - h + my + 1)))
 

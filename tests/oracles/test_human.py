@@ -150,3 +150,31 @@ def test_outcomes_are_what_the_answers_imply_and_seconds_add_up(runs):
     cycles = pd.read_csv(runs["human"].run_dir() / "cycles.csv")
     measured = human.loc[human["cycle"] <= 2, "seconds"].sum() / 3600
     assert cycles["hours"].iloc[-1] == pytest.approx(measured)
+
+
+@pytest.mark.parametrize("strategy, params, kinds", [
+    ("random", {}, {"full_image"}),
+    # an untrained model is unsure everywhere: every question is centre clicks, some of which
+    # no detection contains (`unused`)
+    ("soft-switch", {"confidence_threshold": 0.1}, {"click"}),
+])
+def test_image_level_questions_round_trip_too(tmp_path, strategy, params, kinds):
+    kw = {**TINY, "strategy": strategy, "cycles": 1, "strategy_params": params}
+    paper = resolve(None, out=str(tmp_path), experiment="paper", oracle="paper", **kw)
+    run_campaign(paper, echo=quiet, progress=False)
+    human = resolve(None, out=str(tmp_path), experiment="human", oracle="human", **kw)
+    run_campaign(human, echo=quiet, progress=False)
+    d = human.run_dir()
+    _, pool, _ = pool_and_test(human)
+    path, _ = answer_cycle(d, 1, Truth(pool, [str(c) for c in range(10)]), tmp_path,
+                           lead=made_up_lead(0))
+    assert main(["answers", "import", str(d), str(path)]) == 0
+    assert main(["resume", str(d), "--quiet"]) == 0
+    a = pd.read_parquet(paper.run_dir() / "actions.parquet")
+    b = pd.read_parquet(d / "actions.parquet")
+    assert set(b.loc[b["cycle"] == 1, "kind"].astype(str)) == kinds
+    pd.testing.assert_frame_equal(b[ACTION_COLS], a[ACTION_COLS])
+    same = ["images_labeled", "images_full", "full_images", "weak_labels_unused",
+            "train_boxes_human", "ap50"]
+    pd.testing.assert_frame_equal(pd.read_csv(d / "cycles.csv")[same],
+                                  pd.read_csv(paper.run_dir() / "cycles.csv")[same])

@@ -180,12 +180,19 @@ def _inside(x: float, lo: float = 0.0, hi: float = 100.0) -> bool:
     return lo - TOLERANCE <= x <= hi + TOLERANCE
 
 
+def _number(value: dict, key: str, where: str) -> float:
+    try:
+        return float(value[key])
+    except (KeyError, TypeError, ValueError):
+        raise AnswerFileError(f"{where}: {key} is {value.get(key)!r}, not a number") from None
+
+
 def read_result(item: dict, answer: TaskAnswer, crop, classes: dict, where: str) -> None:
     """One `result[]` entry into `answer`, in original pixels; a wrong one raises."""
     name, value = item.get("from_name"), item.get("value") or {}
     cx, cy, w, h = crop[0], crop[1], crop[2] - crop[0], crop[3] - crop[1]
     if name == "box":
-        x, y, bw, bh = (float(value.get(k, math.nan)) for k in ("x", "y", "width", "height"))
+        x, y, bw, bh = (_number(value, k, where) for k in ("x", "y", "width", "height"))
         if value.get("rotation", 0) not in (0, 0.0, None):
             raise AnswerFileError(f"{where}: a rotated box ({value['rotation']} degrees); draw "
                                   "boxes unrotated")
@@ -197,7 +204,7 @@ def read_result(item: dict, answer: TaskAnswer, crop, classes: dict, where: str)
                cx + min(x + bw, 100) / 100 * w, cy + min(y + bh, 100) / 100 * h]
         answer.rects.append((box, _label(value, "rectanglelabels", classes, where)))
     elif name == "point":
-        x, y = float(value.get("x", math.nan)), float(value.get("y", math.nan))
+        x, y = _number(value, "x", where), _number(value, "y", where)
         if not (_inside(x) and _inside(y)):
             raise AnswerFileError(f"{where}: point x={x}, y={y} (percent) is outside the image")
         point = [cx + min(max(x, 0), 100) / 100 * w, cy + min(max(y, 0), 100) / 100 * h]

@@ -117,6 +117,10 @@ def _unknown_class(a):
     first_with(a, "box")["annotations"][0]["result"][-1]["value"]["rectanglelabels"] = ["cat"]
 
 
+def _not_a_number(a):
+    first_with(a, "box")["annotations"][0]["result"][-1]["value"]["x"] = "left"
+
+
 def _imported_twice(a):
     a.append({**copy.deepcopy(a[0]), "id": 999})
 
@@ -127,6 +131,7 @@ BAD = {
     "box outside": (_outside, "is outside the image"),
     "unknown class": (_unknown_class, "class 'cat' does not exist"),
     "imported twice": (_imported_twice, "imported twice"),
+    "not a number": (_not_a_number, "x is 'left', not a number"),
     "missing": (lambda a: a[:-1], "lacks 1 of the"),
     "not an export": (lambda a: {"images": [], "annotations": []}, "not a Label Studio JSON"),
 }

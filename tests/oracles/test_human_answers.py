@@ -180,3 +180,19 @@ def test_cancelled_and_partial_questions_were_not_asked(waiting, tmp_path):
     assert main(["answers", "import", str(d), str(path)]) == 2  # nothing waits any more
     assert main(["resume", str(d), "--quiet"]) == 0
     assert list(pd.read_csv(d / "cycles.csv")["cycle"]) == [0, 1]
+
+
+def test_a_kill_after_the_answers_commit_leaves_no_stale_question(waiting, tmp_path):
+    """The import commits the cycle, then removes the waiting marker: a kill in between leaves
+    a marker older than the commit, which resume and import recognise as done."""
+    d, tasks, truth = waiting
+    d = copy_run(d, tmp_path)
+    marker = (d / "state" / "pending.json").read_text()
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(export(tasks, truth)))
+    assert main(["answers", "import", str(d), str(path)]) == 0
+    (d / "state" / "pending.json").write_text(marker)  # as if killed before the cleanup
+    assert main(["answers", "import", str(d), str(path)]) == 2
+    assert not (d / "state" / "pending.json").exists()
+    assert main(["resume", str(d), "--quiet"]) == 0
+    assert list(pd.read_csv(d / "cycles.csv")["cycle"]) == [0, 1]

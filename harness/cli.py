@@ -114,7 +114,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-size", type=int, help="seeded subsample of the test split")
     p.add_argument("--train-iters", type=int, help="training iterations per later cycle (default 180)")
     p.add_argument("--train-minutes", type=float, help="training minutes per cycle instead")
-    p.add_argument("--initial-train-iters", type=int, help="iterations for the cycle-0 model (default 500)")
+    p.add_argument("--initial-train-iters", type=int, help="iterations for the cycle-0 model (default 150)")
     p.add_argument("--threads", type=int, help="CPU threads per run (default 2; part of the "
                                                "result: another count changes the last digits)")
     p.add_argument("--no-pseudo-negatives", dest="pseudo_negatives", action="store_const",

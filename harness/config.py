@@ -44,7 +44,9 @@ class RunConfig:
     # defaults sized for the CPU preset on digits: the default compare runs in ~10 minutes
     train_iters: int | None = 180  # per later cycle, fine-tuning the previous model
     train_minutes: float | None = None
-    initial_train_iters: int | None = 500  # the cycle-0 model (None: as train_iters)
+    # the cycle-0 model (None: as train_iters): the calibrated regime's cycle length (README,
+    # "The paper's regime"); the weak regime keeps its 500
+    initial_train_iters: int | None = 150
     batch_labeled: int = 4
     batch_unlabeled: int = 4
     lr: float | None = None  # None: the backend preset's learning rate

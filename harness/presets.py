@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from harness.errors import ConfigError
 
 CPU = dict(dataset="digits", backend="frcnn", preset="cpu", cost_model="paper",
-           train_iters=180, initial_train_iters=500, batch_labeled=4, batch_unlabeled=4)
+           train_iters=180, initial_train_iters=150, batch_labeled=4, batch_unlabeled=4)
 GPU = dict(backend="frcnn", preset="paper", cost_model="paper", batch_labeled=2,
            batch_unlabeled=8)
 
@@ -48,9 +48,10 @@ PRESETS: dict[str, dict] = {
 # default: scenes whose boxes are hard, a backbone pretrained on other glyphs (ImageNet's
 # stand-in), so the cycle-0 model's confident boxes have the paper's Fig. 1 profile. weak: the
 # earlier default, a detector from scratch on canvases where boxes are easy and classes hard.
+# Calibrated on the cycle-0 profile only (benchmarks/regime_profile.py; README).
 REGIMES: dict[str, dict] = {
-    "calibrated": {"dataset": "digits:scenes", "preset": "cpu"},
-    "weak": {"dataset": "digits:hard", "preset": "cpu-scratch"},
+    "calibrated": {"dataset": "digits:scenes", "preset": "cpu", "initial_train_iters": 150},
+    "weak": {"dataset": "digits:hard", "preset": "cpu-scratch", "initial_train_iters": 500},
 }
 
 
@@ -106,18 +107,27 @@ def study(name: str) -> Study:
 
 
 def preset_for(study_: Study, dataset: str | None) -> str:
-    """The paper's preset, or its CPU twin when the study runs on the embedded data."""
-    if dataset and dataset.split(":")[0] == "digits":
+    """The paper's preset, or its CPU twin when the study runs on the embedded data (a regime
+    study always does: its regimes are the embedded data's)."""
+    if study_.regimes or (dataset and dataset.split(":")[0] == "digits"):
         return f"{study_.preset}-cpu"
     return study_.preset
 
 
 def regime_settings(base, regimes: tuple[str, ...]) -> list:
-    """One config per regime, each in its own experiment folder named after it."""
+    """One config per regime, each in its own experiment folder named after it; a cycle-0
+    length given on the command line holds for both regimes."""
     from harness.config import resolve
 
-    return [resolve(None, **{**base.as_dict(), **REGIMES[name], "experiment": name})
-            for name in regimes]
+    from harness.config import RunConfig
+
+    out = []
+    for name in regimes:
+        options = dict(REGIMES[name])
+        if base.initial_train_iters != RunConfig.initial_train_iters:
+            options.pop("initial_train_iters")  # the user chose the cycle-0 length
+        out.append(resolve(None, **{**base.as_dict(), **options, "experiment": name}))
+    return out
 
 
 def parse_sweep(text: str | None) -> dict[str, tuple]:

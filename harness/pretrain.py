@@ -50,7 +50,12 @@ class PretrainRecipe:
     seed: int = 0
 
     def key(self) -> str:
-        blob = json.dumps({**asdict(self), "version": RECIPE_VERSION}, sort_keys=True)
+        """The recipe, the version of this code and the scenes variant it draws its glyphs'
+        scales, intensities, poses and clutter from."""
+        from harness.datasets.digits import VARIANTS
+
+        blob = json.dumps({**asdict(self), "version": RECIPE_VERSION,
+                           "scenes": asdict(VARIANTS["scenes"])}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -93,7 +98,7 @@ def load_pretrained_state(path: Path) -> dict:
 def _patches(rng: np.random.Generator, glyphs: np.ndarray, targets: np.ndarray, n: int,
              size: int) -> tuple[np.ndarray, np.ndarray]:
     """n patches, each one glyph (class 0-9) or none (class 10) among the canvases' clutter."""
-    from harness.datasets.digits import VARIANTS, _render_digit
+    from harness.datasets.digits import VARIANTS, _render_digit, defocus, turn
 
     v = VARIANTS["scenes"]
     out = np.zeros((n, size, size), np.uint8)
@@ -122,6 +127,12 @@ def _patches(rng: np.random.Generator, glyphs: np.ndarray, targets: np.ndarray, 
             h = int(rng.integers(v.scale[0], min(v.scale[1], size) + 1))
             w = max(6, int(round(h * rng.uniform(0.55, 0.95))))
             glyph = _render_digit(glyphs[k], h, w) * rng.uniform(*v.intensity)
+            if v.rotation:
+                glyph = turn(glyph, rng.uniform(-v.rotation, v.rotation))
+            if v.blur:
+                glyph = defocus(glyph, rng.uniform(0, v.blur))
+            glyph = glyph[:size, :size]
+            h, w = glyph.shape
             y = int(rng.integers(0, size - h + 1))
             x = int(rng.integers(0, size - w + 1))
             region = canvas[y : y + h, x : x + w]

@@ -31,7 +31,7 @@ def regime_name(config: dict) -> str:
     from harness.presets import REGIMES
 
     for name, options in REGIMES.items():
-        if all(str(config.get(k)) == str(v) for k, v in options.items()):
+        if all(str(config.get(k)) == str(options[k]) for k in ("dataset", "preset")):
             return name
     return f"{config.get('dataset')}, {config.get('preset')}"
 

@@ -29,14 +29,15 @@ def test_every_paper_preset_has_a_cpu_twin_with_the_same_design():
     assert PRESETS["paper-voc"]["initial"] == "5%" and PRESETS["paper-voc"]["cycle_budget"] == "2.5%"
     assert PRESETS["paper-coco"]["initial"] == "2%" and PRESETS["paper-coco"]["train_iters"] == 18000
     for spec in STUDIES.values():
-        assert preset_for(spec, "digits").endswith("-cpu") and preset_for(spec, None) == spec.preset
+        assert preset_for(spec, "digits").endswith("-cpu")
+        assert preset_for(spec, None) == (f"{spec.preset}-cpu" if spec.regimes else spec.preset)
 
 
 def test_layers_defaults_preset_file_flags(tmp_path):
     base = preset_options("paper-voc-cpu")
     cfg = resolve(None, base)
     assert (cfg.initial, cfg.cycle_budget, cfg.train_iters, cfg.initial_train_iters) == \
-        ("5%", "2.5%", 180, 500)
+        ("5%", "2.5%", 180, 150)
     # a flag beats the preset; a per-cycle length given alone applies to cycle 0 too
     cfg = resolve(None, base, cycles=5, train_iters=7)
     assert cfg.cycles == 5 and cfg.train_iters == 7 and cfg.initial_train_iters is None
@@ -89,19 +90,22 @@ def test_reproduce_runs_the_studys_strategies_and_draws_its_table(tmp_path):
 def test_the_regimes_are_presets_and_the_calibrated_one_is_the_default():
     default = resolve(None)
     assert (default.dataset, default.preset) == ("digits", "cpu")
-    assert REGIMES["calibrated"] == {"dataset": "digits:scenes", "preset": "cpu"}
+    assert REGIMES["calibrated"]["dataset"] == "digits:scenes"
+    assert REGIMES["calibrated"]["initial_train_iters"] == default.initial_train_iters
     weak = resolve(None, preset_options("weak"))
-    assert (weak.dataset, weak.preset) == ("digits:hard", "cpu-scratch")
+    assert (weak.dataset, weak.preset, weak.initial_train_iters) == \
+        ("digits:hard", "cpu-scratch", 500)
 
 
 def test_reproduce_regime_runs_both_regimes_and_draws_the_advantage(tmp_path):
     out = tmp_path / "runs"
     assert main(["reproduce", "regime", "--out", str(out), *TINY]) == 0
-    root = out / "regime-digits"
+    root = out / "regime-digits"  # the embedded data, whatever --dataset says
     for regime, options in REGIMES.items():
         for strategy in ("delr", "ssod", "random"):
             cfg = yaml.safe_load((root / regime / strategy / "seed0" / "config.yaml").read_text())
             assert (cfg["dataset"], cfg["preset"]) == (options["dataset"], options["preset"])
+            assert cfg["train_iters"] == 2  # the flags' override
     found = pd.read_csv(root / "figures" / "regime.csv")
     assert set(found["regime"]) == set(REGIMES) and set(found["other"]) == {"random", "ssod"}
     assert (root / "figures" / "regime.png").is_file()

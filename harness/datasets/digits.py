@@ -264,8 +264,9 @@ def _as_drawn(rng, boxes: np.ndarray, share: float, size: int) -> np.ndarray:
     wh = np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1)
     drawn = boxes + rng.normal(0, 1, boxes.shape) * np.maximum(share * wh, 0.5)
     drawn = np.clip(np.round(drawn), 0, size).astype(np.float32)
-    drawn[:, 2:] = np.maximum(drawn[:, 2:], drawn[:, :2] + 2)  # never degenerate
-    return np.minimum(drawn, size)
+    drawn[:, :2] = np.minimum(drawn[:, :2], size - 2)
+    drawn[:, 2:] = np.minimum(np.maximum(drawn[:, 2:], drawn[:, :2] + 2), size)  # >= 2 px
+    return drawn
 
 
 MIN_VISIBLE = 0.3  # a digit with less of its ink left visible is no longer labelled

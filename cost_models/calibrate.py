@@ -43,6 +43,7 @@ class Fit:
     tasks: int
     weights: np.ndarray
     tied: list = ()  # groups of kinds the tasks cannot tell apart: [[kind, ...], ...]
+    skipped: int = 0  # answered tasks without a lead_time: left out, not taken as 0 s
 
 
 def design(task_actions: list[dict[str, int]]) -> tuple[np.ndarray, list[str]]:
@@ -85,10 +86,14 @@ def fit_exports(exports: list[list]) -> Fit:
     """Fit prices from the tasks of several Label Studio exports (each a list of tasks)."""
     from oracles.label_studio import task_actions
 
-    rows = [r for tasks in exports for r in map(task_actions, tasks) if r is not None and r[0]]
+    answered = [r for tasks in exports for r in map(task_actions, tasks)
+                if r is not None and r[0]]
+    rows = [r for r in answered if r[1] is not None]  # a missing time is unknown, not 0 s
+    skipped = len(answered) - len(rows)
     if not rows:
-        raise HarnessError("no answered task with an action in these exports; calibrate "
-                           "needs the exports of harness projects (annotate/cycle<k>/)")
+        raise HarnessError("no answered task with an action and a lead_time in these "
+                           f"exports ({skipped} without a lead_time); calibrate needs the "
+                           "JSON exports of harness projects (annotate/cycle<k>/)")
     x, kinds = design([r[0] for r in rows])
     y = np.array([r[1] for r in rows], np.float64)
     if len(rows) < len(kinds):
@@ -98,7 +103,8 @@ def fit_exports(exports: list[list]) -> Fit:
     keep = [j for j, k in enumerate(kinds) if not any(k in g[1:] for g in tied)]
     beta, w = robust_nnls(x[:, keep], y)  # one column per tied group: its sum
     prices = {kinds[j]: float(b) for j, b in zip(keep, beta, strict=True)}
-    return Fit(prices, {k: int(x[:, j].sum()) for j, k in enumerate(kinds)}, len(rows), w, tied)
+    return Fit(prices, {k: int(x[:, j].sum()) for j, k in enumerate(kinds)}, len(rows), w, tied,
+               skipped)
 
 
 def toml_text(fit: Fit, sources: list[str]) -> str:
@@ -142,5 +148,8 @@ def calibrate_command(paths: list[str], out: str, family: str = "voc",
         console.print(f"[yellow]not written:[/yellow] {', '.join(g)} occur together in every "
                       "task, so only their sum is measured; they keep the paper's prices. "
                       "Tasks where they occur apart separate them.")
+    if fit.skipped:
+        console.print(f"[yellow]skipped:[/yellow] {fit.skipped} answered task(s) without a "
+                      "lead_time (not taken as 0 s)")
     console.print(f"written: {out} (use --cost-model table:{out})")
     return 0

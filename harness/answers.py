@@ -10,8 +10,10 @@ a bad file leaves the run as it was.
 
 Seconds: a task's `lead_time` (what Label Studio measured) is split over the task's actions in
 proportion to their cost-model prices (a corrected box: verify_box 1.6 s + draw_box 35 s share
-its time 1.6 : 35); the raw `lead_time`, the task id and the annotator (`completed_by`) are
-kept in extra columns of actions.parquet. A cancelled task was not asked and costs nothing.
+its time 1.6 : 35; a stochastic model's typical price, never a draw); the raw `lead_time`, the
+task id and the annotator (`completed_by`) are kept in extra columns of actions.parquet. A
+cancelled task was not asked and costs nothing; an answered task that gives no action is
+refused, so the seconds add up to the lead_times.
 """
 
 from __future__ import annotations
@@ -50,13 +52,20 @@ def split_lead_times(action_query: np.ndarray, prices: np.ndarray,
     return np.asarray(lead, np.float64)[q] * share
 
 
+def typical_prices(cost, kinds: np.ndarray) -> np.ndarray:
+    """(A,) each action's typical price (cost[kind], the median of a stochastic model): the
+    split of a measured lead_time must not depend on a random draw."""
+    table = {k: cost[k] for k in set(np.asarray(kinds, object).tolist())}
+    return np.array([table[k] for k in np.asarray(kinds, object)], np.float64)
+
+
 def import_answers(run_dir: Path, tasks: list | None = None, export: Path | None = None,
                    partial: bool = False, echo: Callable[[str], None] = print) -> dict:
     """Close the waiting cycle of `run_dir` with the answers in `tasks` (an export already
     read) or the file `export`. Returns a summary (asked, not asked, actions, seconds)."""
-    from harness.loop import STREAM_COST, Campaign, commit_cycle, rng_for, take_answers
+    from harness.loop import Campaign, commit_cycle, take_answers
     from oracles.human import annotate_dir
-    from oracles.label_studio import parse_export, read_export
+    from oracles.label_studio import AnswerFileError, parse_export, read_export
 
     run_dir = Path(run_dir)
     cfg = run_config(run_dir)
@@ -78,7 +87,12 @@ def import_answers(run_dir: Path, tasks: list | None = None, export: Path | None
     asked = np.array(sorted(taken), np.int64)
     queries = pending.queries.take(asked)
     answers = camp.oracle.collect(queries, {j: taken[int(q)] for j, q in enumerate(asked)})
-    prices = camp.cost.seconds(answers.action_kind, rng_for(cfg.seed, pending.cycle, STREAM_COST))
+    idle = sorted(set(range(len(asked))) - set(answers.action_query.tolist()))
+    if idle:  # its lead_time would be charged to nothing: the seconds would not add up
+        t = taken[int(asked[idle[0]])]
+        raise AnswerFileError(f"task {t.task_id} (question {t.query}) is answered but gives no "
+                              "action; answer the question its kind asks, or skip the task")
+    prices = typical_prices(camp.cost, answers.action_kind)
     lead = np.array([taken[int(q)].lead_time for q in asked], np.float64)
     seconds = split_lead_times(answers.action_query, prices, lead)
     task_of = answers.action_query
@@ -101,11 +115,9 @@ def import_answers(run_dir: Path, tasks: list | None = None, export: Path | None
     commit_cycle(camp, pending.cycle, pending.row, actions, labels, rejected,
                  pending.spent + float(seconds.sum()), pending.allowance - float(budget.sum()))
     clear_pending(store.state)
-    lost = sum(taken[int(q)].lead_time for q in set(asked.tolist()) - set(asked[task_of]))
     summary = {"cycle": pending.cycle + 1, "questions": len(pending.queries),
                "answered": len(asked), "not_asked": len(pending.queries) - len(asked),
-               "actions": len(frame), "seconds": float(seconds.sum()),
-               "seconds_without_action": float(lost)}
+               "actions": len(frame), "seconds": float(seconds.sum())}
     echo(f"imported cycle {summary['cycle']}: {summary['answered']} of {summary['questions']} "
          f"questions answered ({summary['not_asked']} not asked), {summary['actions']} actions, "
          f"{summary['seconds'] / 60:.1f} min measured; next: python -m harness resume {run_dir}")

@@ -277,6 +277,8 @@ def run_campaign(cfg: RunConfig, echo: Callable[[str], None] = print, progress: 
         backend = BACKENDS.get(cfg.backend).load(store.model_path(done["completed"]))
         initial_actions = None
         echo(f"{tag}: resuming at cycle {start}")
+    if camp.oracle.defers and hasattr(camp.oracle, "server"):
+        camp.oracle.server(store.dir)  # a recorded server without a token fails before training
     for cycle in range(start, cfg.cycles + 1):
         done = run_cycle(camp, cycle, backend, labels, rejected, spent, carry,
                          initial_actions if cycle == 0 else None)
@@ -385,15 +387,23 @@ def ask_later(camp: Campaign, cycle, backend, metrics, row, queries, preds, labe
 
 
 def waiting_message(camp: Campaign, asked_cycle: int, n: int | None = None) -> str:
-    cfg = camp.cfg
-    folder = camp.store.dir / "annotate" / f"cycle{asked_cycle}"
+    """What to do next; names the server project when the questions were sent to one (resume
+    sends the next cycle's there too, so the user need not name the server again)."""
+    cfg, run = camp.cfg, camp.store.dir
+    folder = run / "annotate" / f"cycle{asked_cycle}"
     many = f"{n} question(s) for cycle {asked_cycle}" if n is not None else \
         f"the questions of cycle {asked_cycle}"
-    return (f"{cfg.strategy} seed{cfg.seed}: waiting for answers: {many} are in {folder} "
-            f"(label_config.xml, tasks.json). Answer them in Label Studio, export the project "
-            f"as JSON, then run `python -m harness answers import {camp.store.dir} "
-            f"EXPORT.json` (or `answers pull {camp.store.dir}` for a project the harness "
-            f"created) and `python -m harness resume {camp.store.dir}`")
+    head = f"{cfg.strategy} seed{cfg.seed}: waiting for answers: {many}"
+    sent = folder / "project.json"
+    if sent.is_file():
+        project = json.loads(sent.read_text())
+        return (f"{head} are in Label Studio project {project['project']} at {project['url']} "
+                f"(files in {folder}). Answer them there, then run `python -m harness answers "
+                f"pull {run}` and `python -m harness resume {run}` (the next cycle's questions "
+                "go to the same server)")
+    return (f"{head} are in {folder} (label_config.xml, tasks.json). Answer them in Label "
+            f"Studio, export the project as JSON, then run `python -m harness answers import "
+            f"{run} EXPORT.json` and `python -m harness resume {run}`")
 
 
 def strategy_inputs(camp: Campaign, cycle: int, backend, labels: LabelTable,

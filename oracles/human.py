@@ -39,6 +39,16 @@ def annotate_dir(run_dir: Path, cycle: int) -> Path:
     return Path(run_dir) / "annotate" / f"cycle{cycle}"
 
 
+def recorded_url(run_dir: Path) -> str | None:
+    """The server of the latest cycle whose questions were sent to one (project.json)."""
+    sent = []
+    for path in (Path(run_dir) / "annotate").glob("cycle*/project.json"):
+        suffix = path.parent.name[len("cycle"):]
+        if suffix.isdigit():
+            sent.append((int(suffix), path))
+    return json.loads(max(sent)[1].read_text())["url"] if sent else None
+
+
 @ORACLES.register("human")
 class HumanAnnotator(SimulatedAnnotator):
     """A person answers in Label Studio (answers import / pull); the run stops at each query phase."""
@@ -53,19 +63,27 @@ class HumanAnnotator(SimulatedAnnotator):
 
             LabelStudio(os.environ["LABEL_STUDIO_URL"])
 
+    @staticmethod
+    def server(run_dir: Path):
+        """The Label Studio server the next questions go to (None: files only): the URL given
+        (--label-studio-url, $LABEL_STUDIO_URL), else the one the last cycle's questions were
+        sent to (its project.json). `resume RUN_DIR` names no server, and must not quietly
+        fall back to files that `answers pull` cannot fetch."""
+        from oracles.label_studio_http import LabelStudio
+
+        url = os.environ.get("LABEL_STUDIO_URL") or recorded_url(run_dir)
+        return LabelStudio(url) if url else None
+
     def ask(self, run_dir: Path, pending, pool, classes) -> Path:
-        """Write the project files; with $LABEL_STUDIO_URL set (--label-studio-url), also create
-        the project on that server and import the tasks. Returns the folder."""
+        """Write the project files; with a server (`server`), also create the project there
+        and import the tasks. Returns the folder."""
         folder = annotate_dir(run_dir, pending.cycle + 1)
         tasks = build_tasks(folder, pending, pool, classes)
         config = label_config(classes)
         write_text_atomic(folder / "label_config.xml", config)
         write_text_atomic(folder / "tasks.json", json.dumps(tasks))
-        url = os.environ.get("LABEL_STUDIO_URL")
-        if url:
-            from oracles.label_studio_http import LabelStudio
-
-            server = LabelStudio(url)
+        server = self.server(run_dir)
+        if server is not None:
             run = Path(run_dir)
             title = f"{run.parents[1].name}/{run.parent.name}/{run.name} cycle{pending.cycle + 1}"
             project = server.create_project(title, config)
@@ -96,7 +114,7 @@ class HumanAnnotator(SimulatedAnnotator):
                 check = kind == QueryKind.VERIFY_CLASS
                 if kind == QueryKind.VERIFY_BOX:
                     box_verdict[i], box[i], check = self._box(a, queries, i)
-                if check and a.class_ok is not None:
+                if check:
                     class_verdict[i], label[i] = self._class(a, queries, i)
             elif kind == QueryKind.FULL_IMAGE:
                 drawn += [(i, b, c, [np.nan, np.nan]) for b, c in a.rects]
@@ -129,7 +147,13 @@ class HumanAnnotator(SimulatedAnnotator):
 
     @staticmethod
     def _class(a: TaskAnswer, queries: Queries, i: int):
-        """(verdict, class to train on) of a class question."""
+        """(verdict, class to train on) of a class question. An unanswered one is refused, as
+        an unanswered box is: keeping the proposed class would train on a class nobody
+        checked, and its verify_class would go uncharged."""
+        if a.class_ok is None:
+            raise AnswerFileError(f"task {a.task_id} (question {i}): class_ok is not answered; "
+                                  "this question asks for the class: answer yes or no, or skip "
+                                  "the task")
         if a.class_ok == "yes":
             return KEEP, queries.labels[i]
         if not a.rects or a.rects[-1][1] == queries.labels[i]:

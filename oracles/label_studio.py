@@ -230,6 +230,41 @@ def annotator(ann: dict) -> str:
     return str(who)
 
 
+def lead_seconds(ann: dict) -> float | None:
+    """The annotation's `lead_time` in seconds, or None when it is missing or not a number of
+    seconds >= 0: never 0, which would make a measured task look free."""
+    lead = ann.get("lead_time")
+    if isinstance(lead, bool) or not isinstance(lead, (int, float)) or not math.isfinite(lead) \
+            or lead < 0:
+        return None
+    return float(lead)
+
+
+def check_controls(answer: TaskAnswer, kind: str, ask_class: bool, where: str) -> None:
+    """The controls an answer uses must be those of its question's kind: anything else would
+    be ignored, and a task whose answer gives no action would lose its measured seconds."""
+    used = {name for name, there in (("box_ok", answer.box_ok is not None),
+                                     ("class_ok", answer.class_ok is not None),
+                                     ("box", bool(answer.rects)),
+                                     ("point", bool(answer.points))) if there}
+    allowed = {"verify_box": {"box_ok", "box"} | ({"class_ok"} if ask_class else set()),
+               "verify_class": {"class_ok", "box"}, "full_image": {"box"},
+               "click": {"point"}, "point": {"point"}}[kind]
+    expected = {"verify_box": "box_ok (yes / no / corrected with its box)"
+                              + (", class_ok (yes / no with the box relabelled)"
+                                 if ask_class else ""),
+                "verify_class": "class_ok (yes / no with the box relabelled)",
+                "full_image": "one box rectangle per object",
+                "click": "one point per object", "point": "one point per object"}[kind]
+    wrong = sorted(used - allowed)
+    if wrong:
+        raise AnswerFileError(f"{where}: a {kind} question is answered with {', '.join(wrong)}; "
+                              f"its controls are {expected} (controls must match the task kind)")
+    if kind in ("click", "point") and not answer.points:
+        raise AnswerFileError(f"{where}: a {kind} question is answered with no point; expected "
+                              f"{expected} (skip the task if the image holds no object)")
+
+
 def read_export(path: Path) -> list:
     """The tasks of a Label Studio JSON export file."""
     import json
@@ -290,9 +325,17 @@ def parse_export(tasks: list, pending, pool, classes, project: int | None = None
         ann = done[0]
         img = int(q.image[i])
         crop = data.get("crop") or [0, 0, int(pool.widths[img]), int(pool.heights[img])]
-        answer = TaskAnswer(i, tid, annotator(ann), float(ann.get("lead_time") or 0.0))
+        lead = lead_seconds(ann)
+        if lead is None:
+            got = f"is {ann['lead_time']!r}" if "lead_time" in ann else "is missing"
+            raise AnswerFileError(f"{where}: lead_time {got}, not the seconds the annotator "
+                                  "spent; export the project as JSON from Label Studio, which "
+                                  "records it")
+        answer = TaskAnswer(i, tid, annotator(ann), lead)
         for k, item in enumerate(ann.get("result") or []):
             read_result(item, answer, crop, names, f"{where}, result {k}")
+        check_controls(answer, data["kind"], bool(q.then_class[i])
+                       or data["kind"] == "verify_class", where)
         out[i] = answer
     missing = sorted(set(range(len(q))) - set(found))
     if missing and not partial:
@@ -305,6 +348,7 @@ def parse_export(tasks: list, pending, pool, classes, project: int | None = None
 def task_actions(task: dict) -> tuple[dict[str, int], float, str] | None:
     """(actions by kind, lead_time, annotator) of one answered task of a harness project, by
     the rules `answers import` applies (oracles/human.py); None when cancelled or unanswered.
+    lead_time is None when the export lacks it (calibration skips the task, never takes 0 s).
     What calibration needs from an export, without the run that asked."""
     data = task.get("data") or {}
     done = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
@@ -331,5 +375,4 @@ def task_actions(task: dict) -> tuple[dict[str, int], float, str] | None:
         acts["full_image"] = 1
     if kind in ("click", "point"):
         acts[kind] = n["point"]
-    return ({k: v for k, v in acts.items() if v}, float(ann.get("lead_time") or 0.0),
-            annotator(ann))
+    return {k: v for k, v in acts.items() if v}, lead_seconds(ann), annotator(ann)

@@ -150,3 +150,20 @@ def test_kinds_that_always_occur_together_are_not_given_invented_prices(tmp_path
     fit = fit_exports([tasks])
     assert fit.tied == [["draw_box", "verify_class", "assign_class"]]
     assert fit.prices["draw_box"] == pytest.approx(28.0 + 3.1 + 9.0, rel=0.10)
+
+
+def test_tasks_without_a_lead_time_are_skipped_and_counted(tmp_path, capsys):
+    """A task whose export lacks lead_time was not measured: taking it as 0 s would pull every
+    price down, so calibrate leaves it out and says how many it left out."""
+    tasks = synthetic_export(n=300, outliers=0.0, seed=7)
+    for task in tasks[:90]:
+        del task["annotations"][0]["lead_time"]
+    tasks[90]["annotations"][0]["lead_time"] = None
+    fit = fit_exports([tasks])
+    assert fit.skipped == 91 and fit.tasks == 209
+    for kind, price in fit.prices.items():
+        assert price == pytest.approx(TRUE[kind], rel=0.10), kind
+    path, out = tmp_path / "export.json", tmp_path / "costs.toml"
+    path.write_text(json.dumps(tasks))
+    assert main(["costs", "calibrate", str(path), "--out", str(out)]) == 0
+    assert "91 answered task(s) without a lead_time" in " ".join(capsys.readouterr().out.split())

@@ -178,3 +178,48 @@ def test_image_level_questions_round_trip_too(tmp_path, strategy, params, kinds)
             "train_boxes_human", "ap50"]
     pd.testing.assert_frame_equal(pd.read_csv(d / "cycles.csv")[same],
                                   pd.read_csv(paper.run_dir() / "cycles.csv")[same])
+
+
+def test_resume_sends_the_next_questions_to_the_server_of_the_last_cycle(tmp_path, monkeypatch,
+                                                                         capsys):
+    """`resume RUN_DIR` names no server: the next cycle's questions go where the last cycle's
+    went (its project.json), so `answers pull` finds them there. A fake server stands in for
+    Label Studio (tests/test_label_studio_server.py talks to a real one)."""
+    from oracles.label_studio_http import LabelStudio
+
+    projects = {}
+
+    def create_project(self, title, config):
+        projects[len(projects) + 1] = {"url": self.url, "tasks": []}
+        return len(projects)
+
+    def import_tasks(self, project, tasks):
+        projects[project]["tasks"] = tasks
+        return len(tasks)
+
+    def export_(self, project):
+        return export(projects[project]["tasks"], truth, project=project,
+                      first_id=100 * project)
+
+    monkeypatch.setattr(LabelStudio, "create_project", create_project)
+    monkeypatch.setattr(LabelStudio, "import_tasks", import_tasks)
+    monkeypatch.setattr(LabelStudio, "export", export_)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "token")
+    monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:9")
+    cfg = resolve(None, out=str(tmp_path), experiment="human", oracle="human", **TINY)
+    run_campaign(cfg, echo=quiet, progress=False)
+    d = cfg.run_dir()
+    _, pool, _ = pool_and_test(cfg)
+    truth = Truth(pool, [str(c) for c in range(10)])
+    monkeypatch.delenv("LABEL_STUDIO_URL")  # a new shell: only the run folder remembers
+    assert main(["answers", "pull", str(d)]) == 0
+    capsys.readouterr()
+    assert main(["resume", str(d)]) == 0
+    second = json.loads((d / "annotate" / "cycle2" / "project.json").read_text())
+    assert second == {"url": "http://127.0.0.1:9", "project": 2,
+                      "batch": json.loads((d / "state" / "pending.json").read_text())["batch"]}
+    assert len(projects[2]["tasks"]) > 0
+    waiting = " ".join(capsys.readouterr().out.split())
+    assert "waiting for answers" in waiting and "project 2 at http://127.0.0.1:9" in waiting and f"answers pull {d}" in waiting
+    assert main(["answers", "pull", str(d)]) == 0
+    assert list(pd.read_csv(d / "cycles.csv")["cycle"]) == [0, 1]

@@ -42,7 +42,7 @@ from harness.datasets import load_dataset
 from harness.datasets.base import Dataset, ImageSet
 from harness.evaluation import evaluate
 from harness.io import file_lock, write_text_atomic
-from harness.pretrain import file_digest
+from harness.pretrain import file_digest, load_pretrained_state, state_digest
 from harness.label_update import (apply_answers, mark_unused_weak_labels, settled,
                                   with_pseudo_labels)
 from harness.labels import LabelTable
@@ -212,7 +212,7 @@ class Campaign:
         if weights == "pretrained":
             from harness.backends.frcnn import pretrained_backbone
 
-            return file_digest(pretrained_backbone(preset))
+            return state_digest(load_pretrained_state(pretrained_backbone(preset)))
         if weights and Path(weights).expanduser().is_file():
             return file_digest(Path(weights).expanduser())
         return None

@@ -69,6 +69,16 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """A digest of the tensors themselves: torch.save's bytes differ between two saves of the
+    same weights (it writes a random serialization id), so a file digest would not do."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(state[key].detach().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def ensure_pretrained(recipe: PretrainRecipe = PretrainRecipe(),
                       echo: Callable[[str], None] = print) -> Path:
     """The cached weights for `recipe`, pretrained now if they are not there yet (one process
@@ -84,7 +94,8 @@ def ensure_pretrained(recipe: PretrainRecipe = PretrainRecipe(),
             state, report = pretrain(recipe, echo)
             save_atomic({"model": state}, path)
             write_text_atomic(path.with_suffix(".json"), json.dumps(
-                {"recipe": asdict(recipe), "version": RECIPE_VERSION, **report}, indent=2))
+                {"recipe": asdict(recipe), "version": RECIPE_VERSION,
+                 "digest": state_digest(state), **report}, indent=2))
     return path
 
 

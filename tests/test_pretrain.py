@@ -85,3 +85,19 @@ def test_pretrained_is_refused_where_it_means_nothing():
 
     with pytest.raises(ConfigError, match="tiny CPU backbone"):
         pretrained_backbone(FasterRCNNBackend.presets["paper"])
+
+
+def test_the_digest_is_of_the_weights_not_the_file(tmp_path):
+    """Two saves of the same weights differ in bytes (torch writes a random serialization id);
+    the cycle-0 key must not, or a rebuilt backbone would retrain every cycle-0 model."""
+    from harness.backends.checkpoint import save_atomic
+    from harness.pretrain import file_digest, load_pretrained_state, state_digest
+
+    state, _ = pretrain(TINY, echo=lambda _m: None)
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    save_atomic({"model": state}, a)
+    save_atomic({"model": state}, b)
+    assert state_digest(load_pretrained_state(a)) == state_digest(load_pretrained_state(b))
+    changed = {**state, "backbone.0.weight": state["backbone.0.weight"] + 1}
+    assert state_digest(changed) != state_digest(state)
+    assert file_digest(a) == file_digest(a)

@@ -155,6 +155,8 @@ def test_miaod_maximising_phase_trains_only_the_two_classification_subnets(pool)
     m = RetinaNetBackend(10, "cpu", seed=0).model
     objective = DetectorObjective(m, {"instance_discrepancy": {}})
     m.train()
+    trainable = {n for n, p in m.named_parameters() if p.requires_grad}  # the preset's frozen
+    assert trainable != {n for n, _ in m.named_parameters()}  # blocks stay out of every phase
     objective.set_phase(m, "max")
     learning = {n for n, p in m.named_parameters() if p.requires_grad}
     # the official code's adversarial classifiers: the whole classification branch
@@ -168,7 +170,8 @@ def test_miaod_maximising_phase_trains_only_the_two_classification_subnets(pool)
     loss.backward()
     assert m.heads[0].classification_head.cls_logits.weight.grad is not None
     objective.end(m)
-    assert all(p.requires_grad for p in m.parameters()) and m.backbone.training
+    assert {n for n, p in m.named_parameters() if p.requires_grad} == trainable
+    assert m.backbone.training
 
 
 def test_per_image_losses_average_to_the_batch_loss(pool):

@@ -104,3 +104,16 @@ def test_the_digest_is_of_the_weights_not_the_file(tmp_path):
     changed = {**state, "backbone.0.weight": state["backbone.0.weight"] + 1}
     assert state_digest(changed) != state_digest(state)
     assert file_digest(a) == file_digest(a)
+
+
+def test_the_pretrain_command_builds_once_and_names_the_file(capsys):
+    from harness.cli import main
+
+    assert main(["pretrain"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-c64-s4-" in out and "held-out patch accuracy" in out
+    assert main(["pretrain", "--backend", "retinanet"]) == 0  # the same file, from the cache
+    again = capsys.readouterr().out
+    assert "pretraining" not in again and again.splitlines()[0] in out.splitlines()
+    assert main(["pretrain", "--preset", "cpu-scratch"]) == 2
+    assert "does not start from the pretrained backbone" in capsys.readouterr().err

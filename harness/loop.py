@@ -88,6 +88,13 @@ def pool_and_test(cfg: RunConfig) -> tuple[Dataset, ImageSet, ImageSet]:
     return ds, pool, test
 
 
+def starting_weights(cfg: RunConfig):
+    """The backend preset's settings and the weights a run starts from: the run's own, else
+    the preset's (e.g. paper's "imagenet", cpu's "pretrained"), else None."""
+    preset = BACKENDS.get(cfg.backend).preset_config(cfg.preset)
+    return preset, cfg.weights or getattr(preset, "weights", None)
+
+
 @dataclass
 class Campaign:
     """Everything a run needs, built once from its config (all errors surface here, before
@@ -114,8 +121,7 @@ class Campaign:
         require(cfg.backend, backend_cls.capabilities, cfg.strategy, strategy.needs)
         # a bad weights file (given, or the preset's own, e.g. paper's ImageNet backbone)
         # must fail here, before a run folder exists
-        preset = backend_cls.preset_config(cfg.preset)
-        weights = cfg.weights or getattr(preset, "weights", None)
+        preset, weights = starting_weights(cfg)
         if weights:
             backend_cls.check_weights(weights, preset)  # "pretrained" is built here if needed
         ds, pool, test = pool_and_test(cfg)
@@ -206,9 +212,7 @@ class Campaign:
     def weights_digest(self) -> str | None:
         """A digest of the weights file the detector starts from, when it is one the harness
         resolves (a path, or the pretrained backbone): new weights, new cycle-0 model."""
-        backend_cls = BACKENDS.get(self.cfg.backend)
-        preset = backend_cls.preset_config(self.cfg.preset)
-        weights = self.cfg.weights or getattr(preset, "weights", None)
+        preset, weights = starting_weights(self.cfg)
         if weights == "pretrained":
             from harness.backends.frcnn import pretrained_backbone
 

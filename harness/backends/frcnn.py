@@ -25,13 +25,13 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.transform import resize_boxes
-from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from harness.backends.base import Backend, TrainControl, TrainingSet
 from harness.backends.checkpoint import load_checkpoint, save_atomic
 from harness.backends.dual_rcnn import DualHeadRCNN, TinyBackbone, flipped_batch
 from harness.backends.extra_heads import LossPredictionModule, MILHead, valid_mean
+from harness.backends.roi_align import GridRoIAlign
 from harness.backends.rcnn_objectives import (EXTRA_HEADS, check_extras_trained,
                                               fit_with_objectives, predict_extras)
 from harness.backends.training import predict_in_batches
@@ -141,7 +141,7 @@ def _one_detector(cfg: FRCNNConfig, n_classes: int) -> FasterRCNN:
         return FasterRCNN(
             backbone, num_classes=None,
             rpn_anchor_generator=AnchorGenerator((cfg.anchor_sizes,), (cfg.aspect_ratios,)),
-            box_roi_pool=MultiScaleRoIAlign(["0"], 7, sampling_ratio=1),
+            box_roi_pool=GridRoIAlign(["0"], 7, sampling_ratio=1),
             box_head=TwoMLPHead(backbone.out_channels * 49, 256),
             box_predictor=FastRCNNPredictor(256, n_classes + 1),
             rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300,

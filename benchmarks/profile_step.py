@@ -40,9 +40,7 @@ def training_set(split):
 def module_marks(model: torch.nn.Module) -> list:
     """Forward hooks that open a profiler range around each top-level part of the detector."""
     handles, open_ranges = [], {}
-    parts = {name: m for name, m in model.named_children()
-             if name in ("transform", "backbone", "rpns", "roi_heads", "model", "head",
-                         "anchor_generator")}
+    parts = dict(model.named_children())
     for name, part in parts.items():
         for sub_name, sub in ([(f"{name}[{i}]", s) for i, s in enumerate(part)]
                               if isinstance(part, torch.nn.ModuleList) else [(name, part)]):

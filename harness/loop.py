@@ -119,11 +119,6 @@ class Campaign:
         backend_cls = BACKENDS.get(cfg.backend)
         strategy.adapt(backend_cls.capabilities)
         require(cfg.backend, backend_cls.capabilities, cfg.strategy, strategy.needs)
-        # a bad weights file (given, or the preset's own, e.g. paper's ImageNet backbone)
-        # must fail here, before a run folder exists
-        preset, weights = starting_weights(cfg)
-        if weights:
-            backend_cls.check_weights(weights, preset)  # "pretrained" is built here if needed
         ds, pool, test = pool_and_test(cfg)
         classes = [str(c) for c in ds.classes]
         if cfg.classes is not None and list(cfg.classes) != classes:
@@ -131,6 +126,12 @@ class Campaign:
                 f"{cfg.dataset}: the run was started with the classes {', '.join(cfg.classes)}, "
                 f"the dataset now has {', '.join(classes)}; restore its annotations (or "
                 "classes.txt), or start a new run with another --experiment or --out")
+        # a bad weights file (given, or the preset's own, e.g. paper's ImageNet backbone)
+        # must fail here, before a run folder exists; after the data, so that a bad dataset
+        # is refused before a first run pretrains the backbone
+        preset, weights = starting_weights(cfg)
+        if weights:
+            backend_cls.check_weights(weights, preset)  # "pretrained" is built here if needed
         cfg = replace(cfg, classes=classes)  # pinned in config.yaml
         oracle = ORACLES.get(cfg.oracle)(pool, delta_pos=cfg.delta_pos, delta_bg=cfg.delta_bg)
         labelled_objects = int((~pool.ignore).sum())

@@ -24,7 +24,17 @@ _cache_root: list[str] = []
 
 def pytest_configure(config):
     """The digits cache goes to a throw-away folder, never the user's home; HARNESS_DATA is
-    unset so a developer's real datasets cannot leak into the tests."""
+    unset so a developer's real datasets cannot leak into the tests.
+
+    Under pytest-xdist (`make test` runs `-n auto`) the workers share the controller's folder,
+    so the digits and the pretrained backbone are built once (file locks make the second
+    worker wait), and OpenMP's idle threads sleep: the workers' trainings together ask for
+    more threads than there are cores, and spinning threads would take the cores the other
+    worker needs (harness/executors.py: worker_environment)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # the controller set both up before it started this worker
+    if getattr(config.option, "numprocesses", None):
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     for key in _ENV_KEYS:
         _saved_env[key] = os.environ.get(key)
     path = tempfile.mkdtemp(prefix="harness-test-cache-")

@@ -26,7 +26,7 @@ from harness.config import RunConfig
 from harness.errors import CapabilityError, ConfigError, HarnessError
 from harness.executors import (LocalExecutor, Task, prepare_cycle0, run_one, run_resources,
                                silent)
-from harness.eta import planned_iterations
+from harness.eta import planned_iterations, planned_predictions
 from harness.io import write_csv_atomic
 from harness.loop import Campaign
 
@@ -82,7 +82,10 @@ def run_grid(configs: list[RunConfig], echo: Callable[[str], None] = print,
                  for c in configs]
     else:
         tasks = [Task(run_one, (c, echo, progress)) for c in configs]
-        eta.start(planned_iterations(campaigns), echo)  # "about 9 min left"
+        per_iteration = max((c.cfg.batch_labeled + c.cfg.batch_unlabeled for c in campaigns),
+                            default=8)
+        eta.start(planned_iterations(campaigns), echo,  # "about 9 min left"
+                  planned_predictions(campaigns), per_iteration)
     try:
         executor.run(tasks, lambda i, err: (report(i, err), eta.run_done()))
     finally:

@@ -1,13 +1,17 @@
 """How long a grid has left: `about 9 min left`, said after the first 20 training iterations
 of a compare and again after each finished run.
 
-Training is almost all of a run's time on a CPU, and a machine's speed is only known by
-measuring it (two 2-core machines differ 2x), so the estimate is measured, not looked up:
-the grid's training iterations still to do (each cycle-0 model still to train once, every
-remaining cycle of every run) times the seconds per iteration this process has taken. After
-20 iterations that is the training rate alone; after a run it is wall time per iteration,
-which folds in prediction, evaluation and writing. In-process grids only: worker processes
-(--jobs, Ray) keep their own time.
+A machine's speed is only known by measuring it (two 2-core machines differ 2x), so the
+estimate is measured, not looked up. A grid's work is its training iterations still to do (each
+cycle-0 model still to train once, every remaining cycle of every run) and its predicted images
+(the test set every cycle; the pool, once per view, every cycle of a strategy that looks at
+predictions). After 20 iterations the training rate is measured and prediction is priced at
+PREDICT_SHARE of a training step's cost per image (measured: 0.37 for frcnn, 0.28 retinanet,
+0.14 yolo, 2-core Xeon), since nothing was predicted yet; prediction alone was half of the
+default job's time besides training. Once images are predicted their own rate counts. After a
+run, both rates are scaled so that the work done matches the wall time it took, which folds in
+evaluation and writing. In-process grids only: worker processes (--jobs, Ray) keep their own
+time.
 """
 
 from __future__ import annotations
@@ -16,14 +20,19 @@ import time
 from typing import Callable
 
 FIRST_AFTER = 20  # iterations before the first estimate
+PREDICT_SHARE = 0.35  # a predicted image's cost / a trained image's, before one is measured
 
 
 class GridClock:
-    def __init__(self, planned: int, echo: Callable[[str], None], first_after: int = FIRST_AFTER):
+    def __init__(self, planned: int, echo: Callable[[str], None], first_after: int = FIRST_AFTER,
+                 planned_images: int = 0, images_per_iteration: int = 8):
         self.planned, self.echo, self.first_after = planned, echo, first_after
+        self.planned_images, self.images_per_iteration = planned_images, images_per_iteration
         self.done, self.started = 0, time.perf_counter()
         self.first_tick: float | None = None
         self.at_last_run = 0  # iterations done when the last run ended
+        self.train_rate: float | None = None  # seconds per training iteration
+        self.images, self.predict_seconds = 0, 0.0
 
     def tick(self) -> None:
         """One training iteration done."""
@@ -31,21 +40,36 @@ class GridClock:
         if self.done == 1:
             self.first_tick = time.perf_counter()
         elif self.done == self.first_after:
-            rate = (time.perf_counter() - self.first_tick) / (self.done - 1)
-            self.say(rate, f"{rate:.2f} s per training iteration")
+            self.train_rate = (time.perf_counter() - self.first_tick) / (self.done - 1)
+            self.say(1.0, f"{self.train_rate:.2f} s per training iteration")
+
+    def predicted(self, images: int, seconds: float) -> None:
+        """`images` image passes predicted (an image once per view) in `seconds`."""
+        self.images += images
+        self.predict_seconds += seconds
+
+    def predict_rate(self) -> float:
+        """Seconds per predicted image: measured once there are some, else the guess."""
+        if self.images:
+            return self.predict_seconds / self.images
+        return PREDICT_SHARE * (self.train_rate or 0.0) / max(self.images_per_iteration, 1)
 
     def run_done(self) -> None:
         """After a run; silent when it trained nothing (a run already complete)."""
         trained = self.done > self.at_last_run
         self.at_last_run = self.done
-        if trained and self.first_after <= self.done < self.planned:
-            rate = (time.perf_counter() - self.started) / self.done
-            self.say(rate, "wall time so far")
+        if trained and self.train_rate and self.first_after <= self.done < self.planned:
+            modelled = self.done * self.train_rate + self.images * self.predict_rate()
+            wall = time.perf_counter() - self.started
+            self.say(wall / modelled if modelled > 0 else 1.0, "wall time so far")
 
-    def say(self, rate: float, basis: str) -> None:
-        left = max(self.planned - self.done, 0) * rate
-        self.echo(f"about {format_duration(left)} left ({self.planned - self.done:,} of "
-                  f"{self.planned:,} training iterations to go; {basis})")
+    def say(self, scale: float, basis: str) -> None:
+        iterations_left = max(self.planned - self.done, 0)
+        images_left = max(self.planned_images - self.images, 0)
+        left = scale * (iterations_left * self.train_rate + images_left * self.predict_rate())
+        images = f" and {images_left:,} image predictions" if self.planned_images else ""
+        self.echo(f"about {format_duration(left)} left ({iterations_left:,} of "
+                  f"{self.planned:,} training iterations{images} to go; {basis})")
 
 
 def format_duration(seconds: float) -> str:
@@ -75,12 +99,31 @@ def planned_iterations(campaigns) -> int | None:
     return total
 
 
+def planned_predictions(campaigns) -> int:
+    """Image predictions a grid still has to make: the test set every remaining cycle, and
+    for a strategy that looks at predictions the pool once per view (an upper bound: the
+    fully annotated images are not predicted again)."""
+    total = 0
+    for camp in campaigns:
+        progress = camp.store.progress()
+        done = -1 if progress is None else progress["completed"]
+        s = camp.strategy
+        for cycle in range(done + 1, camp.cfg.cycles + 1):
+            total += len(camp.test)
+            if s.uses_predictions:
+                views = 0 if cycle == camp.cfg.cycles else len(s.views)
+                total += len(camp.pool) * (1 + views)
+    return total
+
+
 _clock: GridClock | None = None
 
 
-def start(planned: int | None, echo: Callable[[str], None]) -> None:
+def start(planned: int | None, echo: Callable[[str], None], planned_images: int = 0,
+          images_per_iteration: int = 8) -> None:
     global _clock
-    _clock = GridClock(planned, echo) if planned else None
+    _clock = GridClock(planned, echo, planned_images=planned_images,
+                       images_per_iteration=images_per_iteration) if planned else None
 
 
 def stop() -> None:
@@ -91,6 +134,11 @@ def stop() -> None:
 def tick() -> None:
     if _clock is not None:
         _clock.tick()
+
+
+def predicted(images: int, seconds: float) -> None:
+    if _clock is not None:
+        _clock.predicted(images, seconds)
 
 
 def run_done() -> None:

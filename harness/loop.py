@@ -34,6 +34,7 @@ import torch
 
 from cost_models import load_cost_model
 from cost_models.paper import DatasetStats
+from harness import eta
 from harness.backends.base import TrainControl, TrainingSet, require
 from harness.budget import affordable_prefix, cycle_budget, query_costs
 from harness.config import RunConfig, parse_amount
@@ -299,7 +300,9 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
     trace("fit", cycle)
     backend, log = camp.fit(cycle, backend, labels)
     trace("predict", cycle)
+    t = time.perf_counter()
     test_pred = backend.predict(camp.test, progress=camp.progress)
+    eta.predicted(len(camp.test), time.perf_counter() - t)
     metrics = evaluate(camp.test, camp.dataset.classes, test_pred.image, test_pred.boxes,
                        test_pred.labels, test_pred.scores)
     last = cycle == cfg.cycles
@@ -437,8 +440,10 @@ def predict_pool(camp: Campaign, backend, labels: LabelTable, last: bool):
     views, extras = ((), ()) if last else (s.views, s.extras)
     every_image = not last and (bool(extras) or s.predicts_labelled)
     indices = np.arange(n) if every_image else np.nonzero(~labels.fully_annotated)[0]
+    t = time.perf_counter()
     preds = backend.predict(camp.pool, indices, views=views, extras=extras,
                             progress=camp.progress)
+    eta.predicted(len(indices) * (1 + len(views)), time.perf_counter() - t)
     return preds.reindexed(indices, n)
 
 

@@ -85,7 +85,8 @@ def run_grid(configs: list[RunConfig], echo: Callable[[str], None] = print,
         per_iteration = max((c.cfg.batch_labeled + c.cfg.batch_unlabeled for c in campaigns),
                             default=8)
         eta.start(planned_iterations(campaigns), echo,  # "about 9 min left"
-                  planned_predictions(campaigns), per_iteration)
+                  planned_predictions(campaigns), per_iteration,
+                  campaigns[0].cfg.backend if campaigns else None)
     try:
         executor.run(tasks, lambda i, err: (report(i, err), eta.run_done()))
     finally:

@@ -6,8 +6,8 @@ estimate is measured, not looked up. A grid's work is its training iterations st
 cycle-0 model still to train once, every remaining cycle of every run) and its predicted images
 (the test set every cycle; the pool, once per view, every cycle of a strategy that looks at
 predictions). After 20 iterations the training rate is measured and prediction is priced at
-PREDICT_SHARE of a training step's cost per image (measured: 0.37 for frcnn, 0.28 retinanet,
-0.14 yolo, 2-core Xeon), since nothing was predicted yet; prediction alone was half of the
+PREDICT_SHARE of a training step's cost per image, as measured for each backend's cpu preset
+(2-core Xeon, benchmarks/profile_step.py), since nothing was predicted yet; prediction alone was half of the
 default job's time besides training. Once images are predicted their own rate counts. After a
 run, both rates are scaled so that the work done matches the wall time it took, which folds in
 evaluation and writing. In-process grids only: worker processes (--jobs, Ray) keep their own
@@ -20,14 +20,18 @@ import time
 from typing import Callable
 
 FIRST_AFTER = 20  # iterations before the first estimate
-PREDICT_SHARE = 0.35  # a predicted image's cost / a trained image's, before one is measured
+# a predicted image's cost / a trained image's, before one is measured (measured, 2-core Xeon)
+PREDICT_SHARE = {"frcnn": 0.37, "retinanet": 0.28, "yolo": 0.14}
+DEFAULT_PREDICT_SHARE = 0.35  # another backend's
 
 
 class GridClock:
     def __init__(self, planned: int, echo: Callable[[str], None], first_after: int = FIRST_AFTER,
-                 planned_images: int = 0, images_per_iteration: int = 8):
+                 planned_images: int = 0, images_per_iteration: int = 8,
+                 predict_share: float = DEFAULT_PREDICT_SHARE):
         self.planned, self.echo, self.first_after = planned, echo, first_after
         self.planned_images, self.images_per_iteration = planned_images, images_per_iteration
+        self.predict_share = predict_share
         self.done, self.started = 0, time.perf_counter()
         self.first_tick: float | None = None
         self.at_last_run = 0  # iterations done when the last run ended
@@ -52,7 +56,7 @@ class GridClock:
         """Seconds per predicted image: measured once there are some, else the guess."""
         if self.images:
             return self.predict_seconds / self.images
-        return PREDICT_SHARE * (self.train_rate or 0.0) / max(self.images_per_iteration, 1)
+        return self.predict_share * (self.train_rate or 0.0) / max(self.images_per_iteration, 1)
 
     def run_done(self) -> None:
         """After a run; silent when it trained nothing (a run already complete)."""
@@ -101,18 +105,26 @@ def planned_iterations(campaigns) -> int | None:
 
 def planned_predictions(campaigns) -> int:
     """Image predictions a grid still has to make: the test set every remaining cycle, and
-    for a strategy that looks at predictions the pool once per view (an upper bound: the
-    fully annotated images are not predicted again)."""
+    for a strategy that looks at predictions the pool once per view: every image where the
+    strategy asks for the labelled ones too, else the images outside the initial set (an
+    upper bound later on, as more images become fully annotated)."""
+    from harness.config import parse_amount
+
     total = 0
     for camp in campaigns:
         progress = camp.store.progress()
         done = -1 if progress is None else progress["completed"]
-        s = camp.strategy
+        s, n = camp.strategy, len(camp.pool)
+        kind, value = parse_amount(camp.cfg.initial, "initial")
+        initial = int(round(value * n)) if kind == "fraction" else int(value)
         for cycle in range(done + 1, camp.cfg.cycles + 1):
             total += len(camp.test)
-            if s.uses_predictions:
-                views = 0 if cycle == camp.cfg.cycles else len(s.views)
-                total += len(camp.pool) * (1 + views)
+            if not s.uses_predictions:
+                continue
+            last = cycle == camp.cfg.cycles
+            every_image = not last and (bool(s.extras) or s.predicts_labelled)
+            views = 0 if last else len(s.views)
+            total += (n if every_image else max(n - initial, 0)) * (1 + views)
     return total
 
 
@@ -120,10 +132,12 @@ _clock: GridClock | None = None
 
 
 def start(planned: int | None, echo: Callable[[str], None], planned_images: int = 0,
-          images_per_iteration: int = 8) -> None:
+          images_per_iteration: int = 8, backend: str | None = None) -> None:
     global _clock
+    share = PREDICT_SHARE.get(backend, DEFAULT_PREDICT_SHARE)
     _clock = GridClock(planned, echo, planned_images=planned_images,
-                       images_per_iteration=images_per_iteration) if planned else None
+                       images_per_iteration=images_per_iteration,
+                       predict_share=share) if planned else None
 
 
 def stop() -> None:

@@ -27,8 +27,9 @@ def pytest_configure(config):
     unset so a developer's real datasets cannot leak into the tests.
 
     Under pytest-xdist (`make test` runs `-n auto`) the workers share the controller's folder,
-    so the digits and the pretrained backbone are built once (file locks make the second
-    worker wait), and OpenMP's idle threads sleep: the workers' trainings together ask for
+    so the pretrained backbone is built once (a file lock makes the other worker wait; the
+    digits are written atomically, so at worst both build them), and OpenMP's idle threads
+    sleep: the workers' trainings together ask for
     more threads than there are cores, and spinning threads would take the cores the other
     worker needs (harness/executors.py: worker_environment)."""
     if os.environ.get("PYTEST_XDIST_WORKER"):

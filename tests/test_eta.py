@@ -30,7 +30,7 @@ def test_predictions_are_priced_before_and_after_they_are_measured(monkeypatch):
     monkeypatch.setattr(eta.time, "perf_counter", lambda: now[0])
     said = []
     clock = eta.GridClock(planned=1020, echo=said.append, planned_images=10_000,
-                          images_per_iteration=8)
+                          images_per_iteration=8, predict_share=0.35)
     for _ in range(20):
         now[0] += 0.8  # 0.8 s per iteration of 8 images: 0.1 s per trained image
         clock.tick()
@@ -58,10 +58,16 @@ def test_planned_predictions_count_the_test_set_and_the_pool_per_view(tmp_path):
     """random looks at no prediction; delr predicts the pool with its one view (head 2 on the
     flipped image) in every cycle but the last, where only the pseudo-label quality is measured."""
     random, delr = campaign(tmp_path, "random"), campaign(tmp_path, "delr")
-    cycles, test, pool = TINY["cycles"], len(random.test), len(random.pool)
+    cycles, test = TINY["cycles"], len(random.test)
     assert eta.planned_predictions([random]) == (cycles + 1) * test
     assert len(delr.strategy.views) == 1
-    assert eta.planned_predictions([delr]) == (cycles + 1) * test + cycles * 2 * pool + pool
+    labels, _, _ = delr.initial_labels()
+    open_images = int((~labels.fully_annotated).sum())  # what cycle 0 predicts, as the loop does
+    assert eta.planned_predictions([delr]) == ((cycles + 1) * test + cycles * 2 * open_images
+                                               + open_images)
+    coreset = campaign(tmp_path, "coreset")  # its image features: every pool image
+    assert eta.planned_predictions([coreset]) == ((cycles + 1) * test + cycles * len(coreset.pool)
+                                                  + open_images)
 
 
 def test_format_duration():

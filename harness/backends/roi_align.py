@@ -1,7 +1,7 @@
 """RoIAlign through `torch.nn.functional.grid_sample`, for the tiny CPU detector's one feature level.
 
 Why: torchvision's CPU `roi_align` backward is a scalar loop; it was the largest single cost of
-a `cpu` preset training step (31 ms of 155 per iteration on a 2-core Xeon, 20 %, measured by
+a `cpu` preset training step (31 ms of 158 per iteration on a 2-core Xeon, 20 %, measured by
 benchmarks/profile_step.py). With one sample per bin (`sampling_ratio=1`) RoIAlign is bilinear
 sampling at each bin's centre, which is what grid_sample computes, and its vectorized backward is
 2.2 times faster here. The values are torchvision's (to float rounding, about 1e-5 on unit
@@ -32,7 +32,8 @@ def roi_align_bilinear(features: torch.Tensor, boxes: list[torch.Tensor], output
         if n == 0:
             parts.append(features.new_zeros(0, n_channels, output_size, output_size))
             continue
-        x1, y1, x2, y2 = (image_boxes.to(features.dtype) * spatial_scale).unbind(1)
+        # torchvision gives the boxes no gradient; neither does this
+        x1, y1, x2, y2 = (image_boxes.detach().to(features.dtype) * spatial_scale).unbind(1)
         # torchvision: a box is at least one feature cell wide; one sample at each bin's centre
         xs = x1[:, None] + centres * ((x2 - x1).clamp(min=1.0) / output_size)[:, None]
         ys = y1[:, None] + centres * ((y2 - y1).clamp(min=1.0) / output_size)[:, None]

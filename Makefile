@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 .PHONY: setup demo test bench clean
 
 # set-up ends with the cpu presets' pretrained backbone, their stand-in for downloading ImageNet
-# weights: built once per machine under $HARNESS_CACHE (about 50 s on 2 cores), then read from
+# weights: built once per machine under $HARNESS_CACHE (about 50 s on a 2-core Xeon), then read from
 # there. The tests do not need it (they build their own in a throw-away cache).
 setup: $(STAMP)
 	$(PY) -m harness pretrain

@@ -5,13 +5,12 @@ A machine's speed is only known by measuring it (two 2-core machines differ 2x),
 estimate is measured, not looked up. A grid's work is its training iterations still to do (each
 cycle-0 model still to train once, every remaining cycle of every run) and its predicted images
 (the test set every cycle; the pool, once per view, every cycle of a strategy that looks at
-predictions). After 20 iterations the training rate is measured and prediction is priced at
-PREDICT_SHARE of a training step's cost per image, as measured for each backend's cpu preset
-(2-core Xeon, benchmarks/profile_step.py), since nothing was predicted yet; prediction alone was half of the
-default job's time besides training. Once images are predicted their own rate counts. After a
-run, both rates are scaled so that the work done matches the wall time it took, which folds in
-evaluation and writing. In-process grids only: worker processes (--jobs, Ray) keep their own
-time.
+predictions; 40 % of the default job's time). After 20 iterations the training rate is
+measured, and since nothing was predicted yet a predicted image is priced at PREDICT_SHARE of a
+trained image's cost, as measured for each backend's cpu preset (2-core Xeon,
+benchmarks/profile_step.py). Once images are predicted their own rate counts. After a run, both
+rates are scaled so that the work done matches the wall time it took, which folds in evaluation
+and writing. In-process grids only: worker processes (--jobs, Ray) keep their own time.
 """
 
 from __future__ import annotations
@@ -108,15 +107,11 @@ def planned_predictions(campaigns) -> int:
     for a strategy that looks at predictions the pool once per view: every image where the
     strategy asks for the labelled ones too, else the images outside the initial set (an
     upper bound later on, as more images become fully annotated)."""
-    from harness.config import parse_amount
-
     total = 0
     for camp in campaigns:
         progress = camp.store.progress()
         done = -1 if progress is None else progress["completed"]
-        s, n = camp.strategy, len(camp.pool)
-        kind, value = parse_amount(camp.cfg.initial, "initial")
-        initial = int(round(value * n)) if kind == "fraction" else int(value)
+        s, n, initial = camp.strategy, len(camp.pool), camp.initial_count()
         for cycle in range(done + 1, camp.cfg.cycles + 1):
             total += len(camp.test)
             if not s.uses_predictions:

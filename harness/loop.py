@@ -161,10 +161,14 @@ class Campaign:
             pseudo_negatives=c.pseudo_negatives, objectives=self.strategy.training_objectives(),
             seed=c.seed * 1000 + cycle, progress=self.progress)
 
-    def initial_labels(self) -> tuple[LabelTable, float, pd.DataFrame]:
+    def initial_count(self) -> int:
+        """How many pool images the initial set holds (`--initial`: a share or a count)."""
         kind, value = parse_amount(self.cfg.initial, "initial")
         n = int(round(value * len(self.pool))) if kind == "fraction" else int(value)
-        n = max(1, min(n, len(self.pool)))
+        return max(1, min(n, len(self.pool)))
+
+    def initial_labels(self) -> tuple[LabelTable, float, pd.DataFrame]:
+        n = self.initial_count()
         chosen = np.sort(rng_for(self.cfg.seed, 0, STREAM_INITIAL).permutation(len(self.pool))[:n])
         queries = Queries.images(QueryKind.FULL_IMAGE, chosen)
         answers = self.oracle.answer(queries, rng_for(self.cfg.seed, 0, STREAM_ORACLE))

@@ -40,8 +40,7 @@ def training_set(split):
 def module_marks(model: torch.nn.Module) -> list:
     """Forward hooks that open a profiler range around each top-level part of the detector."""
     handles, open_ranges = [], {}
-    parts = dict(model.named_children())
-    for name, part in parts.items():
+    for name, part in model.named_children():
         for sub_name, sub in ([(f"{name}[{i}]", s) for i, s in enumerate(part)]
                               if isinstance(part, torch.nn.ModuleList) else [(name, part)]):
             label = "forward." + sub_name.split("[")[0]

@@ -32,15 +32,14 @@ def parse_setting(text: str) -> dict:
             "warmup": int(parts[2]) if len(parts) > 2 else 50}
 
 
-def one_fit(setting: dict, seed: int, options: dict, pool_images: int) -> dict:
+def one_fit(setting: dict, seed: int, options: dict, pool_images: int, out: Path) -> dict:
     from harness.backends.base import TrainingSet
     from harness.config import resolve
     from harness.evaluation import evaluate
     from harness.loop import Campaign
     from harness.pseudo_quality import pseudo_label_quality
 
-    cfg = resolve(None, strategy="ssod", cycles=0, seed=seed, out="/tmp/unused-schedule-study",
-                  **options)
+    cfg = resolve(None, strategy="ssod", cycles=0, seed=seed, out=str(out / "runs"), **options)
     camp = Campaign.build(cfg, echo=lambda *_: None, progress=False)
     labels, _, _ = camp.initial_labels()
     control = dataclasses.replace(camp.control(0), iterations=setting["iterations"],
@@ -107,7 +106,7 @@ def main(argv=None) -> int:
             if ((done.setting == text) & (done.seed == seed)).any():
                 continue  # resumed: measured before
             row = {"setting": text, **one_fit(parse_setting(text), seed, options,
-                                              args.pool_images)}
+                                              args.pool_images, out)}
             rows.append(row)
             print(row, flush=True)
             pd.DataFrame(rows).to_csv(path, index=False)

@@ -215,6 +215,39 @@ class TinyBackbone(nn.Sequential):
         super().__init__(*layers)
         self.out_channels = channels
 
+    def frozen_stem(self) -> list[nn.Module]:
+        """The leading layers whose output depends on the input alone: blocks with frozen
+        convolutions and FrozenBatchNorm2d (a trainable BatchNorm2d normalises by its batch)."""
+        from torchvision.ops.misc import FrozenBatchNorm2d
+
+        layers, stem = list(self), []
+        for k in range(len(layers) // 3):
+            block = layers[3 * k:3 * k + 3]
+            if (any(p.requires_grad for p in block[0].parameters())
+                    or not isinstance(block[1], FrozenBatchNorm2d)):
+                break
+            stem += block
+        return stem
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen stem's features come from STEM_CACHE (stem_cache.py): computed once per
+        image and set of weights, not at every use."""
+        from harness.backends.stem_cache import STEM_CACHE, weights_digest
+
+        stem = self.frozen_stem()
+        if not stem:
+            return super().forward(x)
+
+        def run_stem(batch):
+            for layer in stem:
+                batch = layer(batch)
+            return batch
+
+        x = STEM_CACHE(run_stem, x, weights_digest(stem))
+        for layer in list(self)[len(stem):]:
+            x = layer(x)
+        return x
+
     def freeze(self, frozen_bn: bool, frozen_blocks: int) -> None:
         """What torchvision does to an ImageNet backbone in a detector (FrozenBatchNorm2d, the
         first stages not trained), so a few labelled images fine-tune pretrained features

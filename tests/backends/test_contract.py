@@ -151,8 +151,9 @@ def test_image_features_do_not_depend_on_batch_neighbours(trained, pool):
     a = alone.image_extras["image_features"][0]
     b = together.image_extras["image_features"][0]
     # convolutions near the image's edge still see the batch's padding (as in any padded
-    # batch): a small difference; averaging over the padding too halves the feature
-    assert np.linalg.norm(b - a) < 0.05 * np.linalg.norm(a), np.linalg.norm(b - a) / np.linalg.norm(a)
+    # batch): a small difference, which depends on the trained weights (4-6% of the norm on
+    # a Xeon and on an AMD EPYC); averaging over the padding too halves the feature (~50%)
+    assert np.linalg.norm(b - a) < 0.15 * np.linalg.norm(a), np.linalg.norm(b - a) / np.linalg.norm(a)
 
 
 def test_what_the_backend_lacks_is_a_capability_error(trained, pool):

@@ -98,6 +98,14 @@ def test_changed_weights_are_a_miss_never_a_stale_hit(cache, split):
     assert cache.misses == misses + len(split)
     np.testing.assert_array_equal(got.scores, expected.scores)
     assert len(cache.entries) == len(split)  # only the current weights' entries are kept
+    with torch.no_grad():  # in place, as an optimizer step or load_state_dict changes them
+        other.model.backbone[3].weight.mul_(0.5)
+    cache.limit_bytes = 0
+    expected = other.predict(split)
+    cache.limit_bytes = 2**30
+    got = other.predict(split)
+    assert cache.misses == misses + 2 * len(split)
+    np.testing.assert_array_equal(got.scores, expected.scores)
 
 
 def test_a_full_cache_stops_taking_entries_and_stays_right(cache, split):

@@ -40,7 +40,7 @@ def profile(options: dict, out: str, pool_images: int | None) -> dict:
         indices = np.flatnonzero(open_images)
         preds = backend.predict(camp.pool, indices).reindexed(indices, len(camp.pool))
     else:
-        preds = predict_pool(camp, backend, labels, last=False)
+        preds = predict_pool(camp, 0, backend, labels, last=False)
     rows = open_images[preds.image]  # as run_cycle measures it
     q = pseudo_label_quality(camp.pool, np.arange(len(camp.pool)), preds.image[rows],
                              preds.boxes[rows], preds.labels[rows], preds.scores[rows], cfg.tau,

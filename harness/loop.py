@@ -37,6 +37,7 @@ from cost_models.paper import DatasetStats
 from harness import eta
 from harness.backends.base import TrainControl, TrainingSet, require
 from harness.budget import affordable_prefix, cycle_budget, query_costs
+from harness.cycle0_predictions import CYCLE0
 from harness.config import RunConfig, parse_amount
 from harness.errors import ConfigError
 from harness.datasets import load_dataset
@@ -305,7 +306,7 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
     backend, log = camp.fit(cycle, backend, labels)
     trace("predict", cycle)
     t = time.perf_counter()
-    test_pred = backend.predict(camp.test, progress=camp.progress)
+    test_pred = predict(camp, cycle, backend, "test")
     eta.predicted(len(camp.test), time.perf_counter() - t)
     metrics = evaluate(camp.test, camp.dataset.classes, test_pred.image, test_pred.boxes,
                        test_pred.labels, test_pred.scores)
@@ -423,7 +424,7 @@ def strategy_inputs(camp: Campaign, cycle: int, backend, labels: LabelTable,
     """(pool predictions, PoolState) exactly as a cycle hands them to the strategy's
     `report` and `select` (the history without this cycle's row): the one place they are
     made, so a test of a strategy can take its inputs from the loop's own path."""
-    preds = predict_pool(camp, backend, labels, last)
+    preds = predict_pool(camp, cycle, backend, labels, last)
     state = PoolState(cycle, labels, np.stack([camp.pool.widths, camp.pool.heights], 1)
                       .astype(np.float32), settled(preds, labels, rejected), camp.cfg.tau,
                       allowance, dict(camp.cost.table), history=tuple(history),
@@ -431,7 +432,22 @@ def strategy_inputs(camp: Campaign, cycle: int, backend, labels: LabelTable,
     return preds, state
 
 
-def predict_pool(camp: Campaign, backend, labels: LabelTable, last: bool):
+def predict(camp: Campaign, cycle: int, backend, split: str, indices=None, views=(), extras=()):
+    """backend's predictions on the `split` ("test" or "pool") images `indices`; at cycle 0,
+    where every strategy of a seed shares one model, made once per process
+    (harness/cycle0_predictions.py)."""
+    images = camp.test if split == "test" else camp.pool
+
+    def make():
+        return backend.predict(images, indices, views=views, extras=extras,
+                               progress=camp.progress)
+
+    if cycle != 0:
+        return make()
+    return CYCLE0.predict(str(camp.shared_cycle0()), split, indices, views, extras, make)
+
+
+def predict_pool(camp: Campaign, cycle: int, backend, labels: LabelTable, last: bool):
     """What the strategy needs of the pool: nothing for a strategy that ignores predictions;
     every image when it asks for per-image extras (e.g. features of labelled images) or says
     it `predicts_labelled` (CDAL's contexts of the labelled set); else only the images not yet
@@ -445,8 +461,7 @@ def predict_pool(camp: Campaign, backend, labels: LabelTable, last: bool):
     every_image = not last and (bool(extras) or s.predicts_labelled)
     indices = np.arange(n) if every_image else np.nonzero(~labels.fully_annotated)[0]
     t = time.perf_counter()
-    preds = backend.predict(camp.pool, indices, views=views, extras=extras,
-                            progress=camp.progress)
+    preds = predict(camp, cycle, backend, "pool", indices, views, extras)
     eta.predicted(len(indices) * (1 + len(views)), time.perf_counter() - t)
     return preds.reindexed(indices, n)
 

@@ -4,7 +4,8 @@ Every run of one seed starts from the same cycle-0 model (Campaign.shared_cycle0
 it the same questions: its detections on the test set, and on the pool minus the same initial
 set. Run one after another in one process (compare's default), the second and third strategy
 would predict them again. This keeps a run's cycle-0 predictions in memory, keyed by the
-shared model's file (whose name digests everything the model depends on), and answers a later
+shared model's file (whose name digests everything the model depends on) and a digest of the
+weights it was handed (a test or a user's loop may hand in another model), and answers a later
 request from an entry that asked for at least the same views and extras: DeLR's prediction with
 its flip views also answers SSOD's plain one, since the detections a view is added to are the
 same computation.

@@ -38,6 +38,7 @@ from harness import eta
 from harness.backends.base import TrainControl, TrainingSet, require
 from harness.budget import affordable_prefix, cycle_budget, query_costs
 from harness.cycle0_predictions import CYCLE0
+from harness.backends.weights_digest import weights_digest
 from harness.config import RunConfig, parse_amount
 from harness.errors import ConfigError
 from harness.datasets import load_dataset
@@ -434,7 +435,7 @@ def strategy_inputs(camp: Campaign, cycle: int, backend, labels: LabelTable,
 
 def predict(camp: Campaign, cycle: int, backend, split: str, indices=None, views=(), extras=()):
     """backend's predictions on the `split` ("test" or "pool") images `indices`; at cycle 0,
-    where every strategy of a seed shares one model, made once per process
+    where every strategy of a seed shares one model, made once per process for those weights
     (harness/cycle0_predictions.py)."""
     images = camp.test if split == "test" else camp.pool
 
@@ -442,9 +443,12 @@ def predict(camp: Campaign, cycle: int, backend, split: str, indices=None, views
         return backend.predict(images, indices, views=views, extras=extras,
                                progress=camp.progress)
 
-    if cycle != 0:
+    model = getattr(backend, "model", None)
+    if cycle != 0 or not isinstance(model, torch.nn.Module):
         return make()
-    return CYCLE0.predict(str(camp.shared_cycle0()), split, indices, views, extras, make)
+    # the weights as well as the file: a test, or a user's loop, may hand in another model
+    key = f"{camp.shared_cycle0()}:{weights_digest([model]).hex()}"
+    return CYCLE0.predict(key, split, indices, views, extras, make)
 
 
 def predict_pool(camp: Campaign, cycle: int, backend, labels: LabelTable, last: bool):

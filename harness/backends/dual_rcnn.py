@@ -232,7 +232,8 @@ class TinyBackbone(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen stem's features come from STEM_CACHE (stem_cache.py): computed once per
         image and set of weights, not at every use."""
-        from harness.backends.stem_cache import STEM_CACHE, weights_digest
+        from harness.backends.stem_cache import STEM_CACHE
+        from harness.backends.weights_digest import weights_digest
 
         stem = self.frozen_stem()
         if not stem:

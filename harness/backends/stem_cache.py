@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
-from torch import nn
 
 DEFAULT_MB = 2048
 
@@ -41,25 +40,6 @@ def cache_limit_bytes() -> int:
         raise ValueError(f"HARNESS_STEM_CACHE_MB={raw!r} is not a number of megabytes; "
                          "unset it, or give e.g. 1024 (0 turns the cache off)") from None
     return int(max(mb, 0) * 2**20)
-
-
-def weights_digest(layers: Sequence[nn.Module]) -> bytes:
-    """Digest of every parameter and buffer of `layers` (about 0.4 MB for the tiny stem).
-
-    Remembered on the first layer, with the storage and version counter of each tensor: torch
-    bumps a version at every in-place change (an optimizer step, load_state_dict's copy), so
-    unchanged weights are not hashed again at every forward pass. On the module itself, not in
-    a table keyed by addresses, which a later model's tensors may reuse."""
-    tensors = [t for layer in layers for t in (*layer.parameters(), *layer.buffers())]
-    state = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in tensors)
-    memo = getattr(layers[0], "_stem_weights_digest", None)
-    if memo is None or memo[0] != state:
-        digest = hashlib.sha256()
-        for tensor in tensors:
-            digest.update(tensor.detach().contiguous().cpu().numpy().data)
-        memo = (state, digest.digest()[:16])
-        layers[0]._stem_weights_digest = memo
-    return memo[1]
 
 
 def image_key(image: torch.Tensor) -> bytes:

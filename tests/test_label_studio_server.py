@@ -134,8 +134,8 @@ def test_ci_runs_the_suite_when_the_label_studio_build_fails(tmp_path):
     build.write_text("#!/usr/bin/env bash\necho 'pip: no network' >&2\nexit 1\n")
     for path in (ci, build):
         path.chmod(0o755)
-    (tmp_path / "Makefile").write_text("test:\n\ttouch suite-ran\n")
+    (tmp_path / "Makefile").write_text("setup:\n\ttouch setup-ran\ntest:\n\ttouch suite-ran\n")
     done = subprocess.run([str(ci)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "suite-ran").exists()
+    assert (tmp_path / "setup-ran").exists() and (tmp_path / "suite-ran").exists()
     assert "the Label Studio test will be skipped" in done.stderr

@@ -42,6 +42,17 @@ def only(preds: PoolPredictions, views: Sequence[str], extras: Sequence[str]) ->
                    image_extras={k: v for k, v in preds.image_extras.items() if k in extras})
 
 
+def read_only(preds: PoolPredictions) -> PoolPredictions:
+    """`preds` with every array made read-only: one strategy's run writing into what the
+    next one reads would be a silent wrong answer, a write now raises instead."""
+    arrays = [preds.image, preds.boxes, preds.labels, preds.scores, preds.class_probs,
+              *preds.box_extras.values(), *preds.image_extras.values()]
+    for array in arrays:
+        if isinstance(array, np.ndarray):
+            array.setflags(write=False)
+    return preds
+
+
 class Cycle0Predictions:
     """The last shared cycle-0 model's predictions in this process."""
 
@@ -60,7 +71,7 @@ class Cycle0Predictions:
             if (entry.split, entry.indices) == (split, key) and entry.views >= set(views) \
                     and entry.extras >= set(extras):
                 return only(entry.preds, views, extras)
-        preds = make()
+        preds = read_only(make())
         self.entries.append(_Entry(split, key, frozenset(views), frozenset(extras), preds))
         return preds
 

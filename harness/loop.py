@@ -447,7 +447,7 @@ def predict(camp: Campaign, cycle: int, backend, split: str, indices=None, views
     if cycle != 0 or not isinstance(model, torch.nn.Module):
         return make()
     # the weights as well as the file: a test, or a user's loop, may hand in another model
-    key = f"{camp.shared_cycle0()}:{weights_digest([model]).hex()}"
+    key = f"{camp.shared_cycle0()}:{type(backend).__name__}:{weights_digest([model]).hex()}"
     return CYCLE0.predict(key, split, indices, views, extras, make)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import harness.loop as loop
 from harness.backends.frcnn import FasterRCNNBackend
@@ -53,6 +54,21 @@ def test_a_request_is_answered_by_an_entry_that_asked_for_as_much_or_more():
     memo.predict("other model", "pool", idx, (), (), make())
     assert len(made) == 5
     assert memo.entries[0].split == "pool" and len(memo.entries) == 1  # the last model's only
+
+
+def test_what_the_memo_hands_out_cannot_be_written_into():
+    """The next strategy reads the same arrays: a write raises rather than changing them."""
+    memo = Cycle0Predictions()
+    first = memo.predict("m", "pool", None, ("flip",), ("image_features",),
+                         lambda: preds_with(("flip",), ("image_features",)))
+    later = memo.predict("m", "pool", None, (), (), lambda: preds_with())
+    for preds in (first, later):
+        with pytest.raises(ValueError, match="read-only"):
+            preds.scores[0] = 0.5
+    with pytest.raises(ValueError, match="read-only"):
+        first.box_extras["boxes@flip"][0, 0] = 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        first.image_extras["image_features"][0, 0] = 1.0
 
 
 def test_only_keeps_the_asked_columns():

@@ -244,7 +244,9 @@ class TinyBackbone(nn.Sequential):
                 batch = layer(batch)
             return batch
 
-        x = STEM_CACHE(run_stem, x, weights_digest(stem))
+        # the thread count too: a run's threads are part of its result (RunConfig.threads)
+        key = weights_digest(stem) + torch.get_num_threads().to_bytes(4, "little")
+        x = STEM_CACHE(run_stem, x, key)
         for layer in list(self)[len(stem):]:
             x = layer(x)
         return x

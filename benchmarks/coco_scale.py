@@ -186,6 +186,7 @@ def python_loop(preds: PoolPredictions, sizes: np.ndarray, rows: np.ndarray,
     for query, i in enumerate(order):
         r = int(rows[i])
         img = int(preds.image[r])
+        w, h = float(sizes[img, 0]), float(sizes[img, 1])
         b = boxes[r].tolist()
         then_class = not (tops[i] > skip_score and u_cls[i] < median)
         pos = oracle.iou_pos + draw.uniform(0, oracle.delta_pos)
@@ -201,15 +202,22 @@ def python_loop(preds: PoolPredictions, sizes: np.ndarray, rows: np.ndarray,
             if iou > best or match < 0:
                 best, match = iou, g_row
         verdict = KEEP if best >= pos else DROP if best < bg else CORRECT
-        if verdict == CORRECT:  # the right box must lie in the shown box enlarged twice
+        if verdict == CORRECT:  # drawn in the shown region (the box enlarged twice, whole
+            # pixels outward, in the image): the truth, or its visible part if that is as good
+            # as a box one would keep
             g = gt_boxes[match]
             cx, cy, hw, hh = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2, (b[2] - b[0]), (b[3] - b[1])
-            if not (g[0] >= cx - hw and g[1] >= cy - hh and g[2] <= cx + hw and g[3] <= cy + hh):
+            x1, y1 = min(max(math.floor(cx - hw), 0), w - 1), min(max(math.floor(cy - hh), 0), h - 1)
+            x2, y2 = max(min(math.ceil(cx + hw), w), x1 + 1), max(min(math.ceil(cy + hh), h), y1 + 1)
+            v = [min(max(g[0], x1), x2), min(max(g[1], y1), y2), min(max(g[2], x1), x2),
+                 min(max(g[3], y1), y2)]
+            part = (v[2] - v[0]) * (v[3] - v[1]) / ((g[2] - g[0]) * (g[3] - g[1]))
+            if v != g and part < pos:
                 verdict = DROP
         verdicts[i] = verdict
         actions.append((query, "verify_box", verdict, best, prices["verify_box"]))
         if verdict == CORRECT:
-            b = gt_boxes[match]
+            b = v  # the truth, or its visible part
             actions.append((query, "draw_box", DONE, best, prices["draw_box"]))
         if then_class and verdict != DROP and match >= 0:
             ok = int(oracle.gt_labels[off[img] + match]) == int(preds.labels[r])

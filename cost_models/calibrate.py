@@ -1,7 +1,11 @@
 """Seconds per action kind fitted from measured task times: `python -m harness costs calibrate`.
 
-Each answered task of a Label Studio export is one equation: its `lead_time` is the sum of its
-actions' prices, `lead_time_t = sum_k count_tk * price_k` (a corrected box with its class fixed:
+The input is a plain table, one row per answered task: its action counts by kind and the
+seconds it took. Where the rows come from is not this module's business: the command line
+reads them from Label Studio exports (oracles/label_studio_export.py, task_rows), and a cost
+model knows no annotation tool.
+
+Each task is one equation: its seconds (`lead_time`) are the sum of its actions' prices, `lead_time_t = sum_k count_tk * price_k` (a corrected box with its class fixed:
 verify_box + draw_box + verify_class + assign_class). The prices are the non-negative least
 squares solution (scipy.optimize.nnls), made robust by iteratively reweighted least squares
 with Huber weights: after each fit, a task whose residual is beyond 1.345 robust standard
@@ -82,13 +86,15 @@ def robust_nnls(x: np.ndarray, y: np.ndarray, iterations: int = 100,
     return beta, w
 
 
-def fit_exports(exports: list[list]) -> Fit:
-    """Fit prices from the tasks of several Label Studio exports (each a list of tasks)."""
-    from oracles.label_studio import task_actions
+TaskRow = tuple[dict[str, int], float | None]  # (action counts by kind, seconds or None)
 
-    answered = [r for tasks in exports for r in map(task_actions, tasks)
-                if r is not None and r[0]]
-    rows = [r for r in answered if r[1] is not None]  # a missing time is unknown, not 0 s
+
+def fit_tasks(tasks: list[TaskRow]) -> Fit:
+    """Fit prices from task rows: (action counts by kind, measured seconds or None). Rows
+    without an action are left out; rows without seconds are left out and counted (a missing
+    time is unknown, never 0 s)."""
+    answered = [r for r in tasks if r[0]]
+    rows = [r for r in answered if r[1] is not None]
     skipped = len(answered) - len(rows)
     if not rows:
         raise HarnessError("no answered task with an action and a lead_time in these "
@@ -120,20 +126,20 @@ def toml_text(fit: Fit, sources: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def calibrate_command(paths: list[str], out: str, family: str = "voc",
+def calibrate_command(tasks: list[TaskRow], sources: list[str], out: str, family: str = "voc",
                       classes: int | None = None, objects: float | None = None) -> int:
-    """Fit, write `out`, print fitted beside paper prices (rich table)."""
+    """Fit the task rows (read from `sources`), write `out`, print fitted beside paper prices
+    (rich table)."""
     from rich.console import Console
     from rich.table import Table
 
     from cost_models.paper import DatasetStats, family_table
     from harness.io import write_text_atomic
-    from oracles.label_studio import read_export
 
-    fit = fit_exports([read_export(Path(p)) for p in paths])
+    fit = fit_tasks(tasks)
     stats = DatasetStats(classes, objects) if classes and objects else None
     paper = family_table(family, stats)
-    write_text_atomic(Path(out), toml_text(fit, [Path(p).name for p in paths]))
+    write_text_atomic(Path(out), toml_text(fit, sources))
     table = Table("action", "actions", "fitted s", f"paper ({family}) s", "fitted / paper",
                   title=f"{fit.tasks} tasks, {int((fit.weights < 1).sum())} down-weighted as "
                         "outliers", title_justify="left")

@@ -86,13 +86,17 @@ def import_answers(run_dir: Path, tasks: list | None = None, export: Path | None
                          project and project["project"], partial)
     asked = np.array(sorted(taken), np.int64)
     queries = pending.queries.take(asked)
-    answers = camp.oracle.collect(queries, {j: taken[int(q)] for j, q in enumerate(asked)})
+    labels, rejected = store.load_labels(pending.cycle)  # what was annotated when it asked
+    answers = camp.oracle.collect(queries, {j: taken[int(q)] for j, q in enumerate(asked)},
+                                  labels=labels)
     idle = sorted(set(range(len(asked))) - set(answers.action_query.tolist()))
     if idle:  # its lead_time would be charged to nothing: the seconds would not add up
         t = taken[int(asked[idle[0]])]
         raise AnswerFileError(f"task {t.task_id} (question {t.query}) is answered but gives no "
                               "action; answer the question its kind asks, or skip the task")
-    prices = typical_prices(camp.cost, answers.action_kind)
+    # a full image of a partly annotated image is priced at the share of its objects that
+    # were new (oracles/simulated.py): what the budget is charged, and the split of its time
+    prices = typical_prices(camp.cost, answers.action_kind) * answers.action_share
     lead = np.array([taken[int(q)].lead_time for q in asked], np.float64)
     seconds = split_lead_times(answers.action_query, prices, lead)
     task_of = answers.action_query
@@ -102,7 +106,6 @@ def import_answers(run_dir: Path, tasks: list | None = None, export: Path | None
         "lead_time": lead[task_of],
         "price": prices,  # what the cost model charges for the action: calibration's yardstick
     }
-    labels, rejected = store.load_labels(pending.cycle)
     budget = query_costs(queries, answers, prices, cfg.budget_unit, labels.labeled_cycle >= 0)
     labels, rejected, frame = take_answers(camp, pending.cycle, queries, answers, pending.preds,
                                            labels, rejected, seconds, extra)

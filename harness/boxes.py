@@ -91,3 +91,19 @@ def hflip(boxes: np.ndarray, width: np.ndarray | float) -> np.ndarray:
     out[:, 0] = w - boxes[:, 2]
     out[:, 2] = w - boxes[:, 0]
     return out
+
+
+def shown_regions(boxes: np.ndarray, width, height, scale: float = 2.0) -> np.ndarray:
+    """(N, 4) float32: the region a question about each box shows the annotator (DeLR: the box
+    enlarged `scale` times around its centre), clipped to its image (`width`, `height`: per box
+    or scalar), on whole pixels (outward), at least one pixel wide. The one definition of the
+    region: the simulated annotator judges corrections in it and the Label Studio task crops
+    it (oracles/label_studio.py `region_of`), so both see the same pixels."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    size = np.stack(np.broadcast_arrays(np.asarray(width, np.float64),
+                                        np.asarray(height, np.float64)), -1)
+    size = np.broadcast_to(size, (len(boxes), 2))
+    centre, half = (boxes[:, :2] + boxes[:, 2:]) / 2, (boxes[:, 2:] - boxes[:, :2]) * scale / 2
+    lo = np.minimum(np.maximum(np.floor(centre - half), 0), size - 1)
+    hi = np.maximum(np.minimum(np.ceil(centre + half), size), lo + 1)
+    return np.concatenate([lo, hi], axis=1).astype(np.float32)

@@ -1,6 +1,6 @@
 """Which strategy runs on which backend, from the registries themselves.
 
-The README's table is this module's output (a test keeps them equal), so it cannot drift from
+The table in docs/backends.md is this module's output (a test keeps them equal), so it cannot drift from
 the code: a strategy is asked to `adapt` to each backend's capabilities, as the loop does
 before a run, and what it then needs is compared with what the backend has.
 """

@@ -84,6 +84,12 @@ def cmd_data_describe(args) -> int:
     return 0
 
 
+def _yes_no(text: str) -> bool:
+    if text.lower() not in ("true", "false", "yes", "no", "1", "0"):
+        raise argparse.ArgumentTypeError(f"{text!r}: say true or false")
+    return text.lower() in ("true", "yes", "1")
+
+
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """Options shared by run and compare; None means 'not given' (config file or default)."""
     p.add_argument("--dataset", help="digits[:easy|hard] (default digits), voc:ROOT, "
@@ -120,6 +126,16 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-pseudo-negatives", dest="pseudo_negatives", action="store_const",
                    const=False, help="ignore, rather than teach as background, what no pseudo "
                                      "box covers in a pseudo-labelled image")
+    recipe = p.add_argument_group("semi-supervised recipe of the pseudo stream (default: "
+                                  "the backend's; docs/pseudo-labels.md)")
+    for flag, what in (("teacher", "an EMA teacher labels the pseudo images as the student "
+                        "trains"),
+                       ("strong-augment", "the student sees strongly augmented views"),
+                       ("pseudo-regression", "unverified pseudo boxes teach box regression")):
+        recipe.add_argument(f"--{flag}", type=_yes_no, metavar="true|false", help=what)
+    recipe.add_argument("--pseudo-background", choices=["hard", "ignore", "soft"],
+                        help="what uncovered regions of a pseudo image teach")
+    recipe.add_argument("--ema-decay", type=float, help="the teacher's EMA decay (0.99)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy parameter (repeatable), e.g. --param skip_score=0.95")
     p.add_argument("--out", help="results root (default runs)")
@@ -170,7 +186,8 @@ def _run_grid(args, configs):
 RUN_FIELDS = ("dataset", "data_root", "backend", "preset", "weights", "cycles", "initial",
               "charge_initial", "cycle_budget", "budget_unit", "tau", "delta_pos", "delta_bg",
               "oracle", "cost_model", "pool_size", "test_size", "train_iters", "train_minutes",
-              "initial_train_iters", "threads", "pseudo_negatives", "out", "experiment")
+              "initial_train_iters", "threads", "pseudo_negatives", "teacher", "ema_decay",
+              "strong_augment", "pseudo_regression", "pseudo_background", "out", "experiment")
 
 
 def run_config(args, base=None, **extra):
@@ -196,7 +213,7 @@ def run_config(args, base=None, **extra):
         from harness.presets import preset_options
 
         base = preset_options(flags.pop("preset"))  # an experiment preset: paper-voc, ...
-    return resolve(args.config, base, **flags, **extra)
+    return resolve(args.config, base, experiment_presets=EXPERIMENT_PRESETS, **flags, **extra)
 
 
 def _echo(args):
@@ -306,6 +323,36 @@ def cmd_reproduce(args) -> int:
     return code or (0 if result.drawn else 1)
 
 
+def cmd_ssod_check(args) -> int:
+    """Supervised-only and ssod (per recipe variant) at equal labels, then the gain table:
+    RESULTS/ssod-check-<dataset>/{supervised,ssod-<variant>}/<strategy>/seed<k>."""
+    import dataclasses
+    from pathlib import Path
+
+    from harness.config import short_dataset_name
+    from harness.io import write_csv_atomic
+    from harness.ssod_check import VARIANTS, check_configs
+    from reports.ssod_gain import gain_table, gain_text
+
+    base = run_config(args)
+    root = Path(base.out) / f"ssod-check-{short_dataset_name(base.dataset)}"
+    base = dataclasses.replace(base, out=str(root))
+    variants = (list(VARIANTS) if args.variants.strip() == "all"
+                else [v.strip() for v in args.variants.split(",") if v.strip()])
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    configs = check_configs(base, variants, seeds)
+    print(f"ssod-check: {len(variants)} variant(s) x {len(seeds)} seed(s) against "
+          f"supervised-only, results in {root}")
+    _, failures = _run_grid(args, configs)
+    table = gain_table(root, variants)
+    write_csv_atomic(root / "ssod_gain.csv", table)
+    print(gain_text(table))
+    print(f"table: {root / 'ssod_gain.csv'}")
+    for cfg, err in failures:
+        print(f"failed: {cfg.strategy} {cfg.experiment} seed{cfg.seed}: {err}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def cmd_pretrain(args) -> int:
     """Build (or find) the pretrained tiny backbone a CPU preset starts from."""
     import json
@@ -398,6 +445,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_label_studio_option(p)
     add_executor_options(p)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("ssod-check", help="the semi-supervised recipe's gain over "
+                                          "supervised-only at equal labels, per variant")
+    p.add_argument("--variants", default="full", help="comma-separated recipe variants "
+                   "(default full; all: every one): full, no-teacher, no-strong, regression, "
+                   "bg-ignore, bg-hard, plain")
+    p.add_argument("--seeds", type=int, default=5, help="how many seeds (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    add_run_options(p)
+    add_executor_options(p)
+    p.set_defaults(func=cmd_ssod_check)
 
     p = sub.add_parser("reproduce", help="run what a figure or table of the paper needs, "
                                          "then draw it")

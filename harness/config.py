@@ -11,6 +11,7 @@ import difflib
 import math
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,12 @@ class RunConfig:
     # defaults sized for the CPU preset on digits: the default compare runs in ~10 minutes
     train_iters: int | None = 180  # per later cycle, fine-tuning the previous model
     train_minutes: float | None = None
-    # the cycle-0 model (None: as train_iters): the calibrated regime's cycle length (README,
-    # "The paper's regime"); the weak regime keeps its 500
+    # the cycle-0 model (None: as train_iters): the calibrated regime's cycle length
+    # (docs/regime.md); the weak regime keeps its 500
     initial_train_iters: int | None = 150
-    batch_labeled: int = 4
+    # labelled images per step for every strategy; a strategy that trains on pseudo labels
+    # draws batch_unlabeled pseudo-stream images on top (docs/pseudo-labels.md: why 8 + 4)
+    batch_labeled: int = 8
     batch_unlabeled: int = 4
     lr: float | None = None  # None: the backend preset's learning rate
     # CPU threads torch uses for this run. Part of the run's identity: summation order in
@@ -55,7 +58,14 @@ class RunConfig:
     # in the last digits, and the difference grows over training. Fixed here rather than
     # taken from the machine, so every executor and a resume compute the same numbers.
     threads: int = 2
-    pseudo_negatives: bool = True  # False: unlabelled regions of pseudo images are ignored
+    pseudo_negatives: bool = True  # False: as pseudo_background="ignore"
+    # the semi-supervised recipe of the pseudo stream (harness/backends/semi_supervised.py);
+    # None: the backend's choice
+    teacher: bool | None = None
+    ema_decay: float | None = None
+    strong_augment: bool | None = None
+    pseudo_regression: bool | None = None
+    pseudo_background: str | None = None  # hard | ignore | soft
     warm_start: bool = True  # each cycle fine-tunes the previous cycle's model
     experiment: str = ""  # empty: named after the dataset
     out: str = "runs"
@@ -165,14 +175,25 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def resolve(file: str | Path | None = None, base: dict[str, Any] | None = None,
-            **flags: Any) -> RunConfig:
-    """Defaults < base (an experiment preset) < config file < flags (None: 'not given')."""
+def resolve(file: str | Path | None = None, base: dict[str, Any] | None = None, *,
+            experiment_presets: Mapping[str, dict] | None = None, **flags: Any) -> RunConfig:
+    """Defaults < base (an experiment preset) < config file < flags (None: 'not given').
+
+    A config file may name a study preset (`preset: paper-voc`): its options then join `base`.
+    The caller hands the presets in (`experiment_presets=harness.presets.PRESETS`, as the
+    command line does), so that presets build on this module and this module never imports
+    them; without them such a file is refused with a message, never read as a backend preset.
+    """
     from_file = read_config_file(file) if file else {}
     if "preset" in from_file and str(from_file["preset"]).startswith("paper-"):
-        from harness.presets import preset_options  # a config file may name a study preset
-
-        base = {**(base or {}), **preset_options(str(from_file.pop("preset")))}
+        name = str(from_file.pop("preset"))
+        if experiment_presets is None:
+            raise ConfigError(f"config file {file} names the experiment preset {name!r}; "
+                              "resolve it with experiment_presets=harness.presets.PRESETS")
+        if name not in experiment_presets:
+            raise ConfigError(f"unknown experiment preset {name!r}; known: "
+                              f"{', '.join(experiment_presets)}")
+        base = {**(base or {}), **experiment_presets[name]}
     given = {k: v for k, v in flags.items() if v is not None}
     layers = [base or {}, from_file, given]
     values: dict[str, Any] = {k: v for layer in layers for k, v in layer.items()}
@@ -234,6 +255,11 @@ def validate(cfg: RunConfig) -> None:
                            or re.search(r"[/\\\x00]", cfg.experiment)):
         raise ConfigError(f"experiment {cfg.experiment!r} must be a plain folder name (no /, "
                           "\\ or ..): results go to OUT/EXPERIMENT/")
+    if cfg.pseudo_background not in (None, "hard", "ignore", "soft"):
+        raise ConfigError(f"pseudo_background must be hard, ignore or soft, got "
+                          f"{cfg.pseudo_background!r}")
+    if cfg.ema_decay is not None and not 0 <= cfg.ema_decay < 1:
+        raise ConfigError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}")
     if cfg.budget_unit not in ("seconds", "images", "boxes"):
         raise ConfigError(f"budget_unit must be seconds, images or boxes, got {cfg.budget_unit!r}")
     if (cfg.train_iters is None) == (cfg.train_minutes is None):

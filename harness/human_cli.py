@@ -45,9 +45,15 @@ def cmd_answers_pull(args) -> int:
 
 
 def cmd_costs_calibrate(args) -> int:
-    from cost_models.calibrate import calibrate_command
+    from pathlib import Path
 
-    return calibrate_command(args.exports, args.out, args.family, args.classes, args.objects)
+    from cost_models.calibrate import calibrate_command
+    from oracles.label_studio_export import read_export, task_rows
+
+    # the export is read here, on the annotation side: the cost model gets plain task rows
+    rows = [row for p in args.exports for row in task_rows(read_export(Path(p)))]
+    return calibrate_command(rows, [Path(p).name for p in args.exports], args.out, args.family,
+                             args.classes, args.objects)
 
 
 def add_commands(sub) -> None:

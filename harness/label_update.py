@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from harness.boxes import best_match
-from harness.labels import LabelTable, Provenance
+from harness.labels import CLAIMS, LabelTable, Provenance
 from harness.predictions import PoolPredictions
 from harness.queries import Queries, QueryKind
 from harness.weak_labels import boxes_for_points
@@ -20,35 +20,37 @@ def apply_answers(labels: LabelTable, rejected: LabelTable, queries: Queries, an
 
     verify_box keep -> a VERIFIED box (its class as checked, or as predicted if trusted);
     correct -> the annotator's CORRECTED box; drop -> a rejected region, never pseudo-labelled
-    again; full_image -> the image's human boxes replaced by GROUND_TRUTH, image complete;
-    extreme_click_box -> EXTREME_CLICK boxes, image complete (every object has its box);
-    click / point -> CLICK boxes taken from `preds` (the detections the questions were asked
-    from, see harness/weak_labels.py), image touched but not complete.
+    again (also a duplicate: a box of an object that has its human box, oracles/simulated.py);
+    full_image -> GROUND_TRUTH boxes, image complete; extreme_click_box -> EXTREME_CLICK boxes,
+    image complete (every object has its box); click / point -> CLICK boxes taken from `preds`
+    (the detections the questions were asked from, see harness/weak_labels.py), image touched
+    but not complete.
+
+    A complete image keeps the human boxes it had (CLAIMS: verified, corrected, drawn): the
+    annotator boxes only the objects that have none (the oracle's answer holds only those, and
+    is priced for them), and a box a person checked is not replaced by one nobody drew. Its
+    pseudo and click boxes go: every object now has a box a person drew or kept.
     """
     vb = queries.kind == QueryKind.VERIFY_BOX
     keep = vb & (answers.box_verdict == KEEP)
     corr = vb & (answers.box_verdict == CORRECT)
     drop = vb & (answers.box_verdict == DROP)
     full = queries.kind == QueryKind.FULL_IMAGE
-    full_images = queries.image[full]
-    if len(full_images):  # a full annotation supersedes whatever the image had
-        labels = labels.select(~np.isin(labels.image, full_images))
+    ec = queries.kind == QueryKind.EXTREME_CLICK_BOX
+    full_images, ec_images = queries.image[full], queries.image[ec]
+    complete = np.concatenate([full_images, ec_images])
+    if len(complete):
+        human = np.isin(labels.provenance, np.asarray(CLAIMS, np.int8))
+        labels = labels.select(human | ~np.isin(labels.image, complete))
     labels = labels.with_boxes(queries.image[keep], answers.box[keep], answers.label[keep],
                                Provenance.VERIFIED)
     labels = labels.with_boxes(queries.image[corr], answers.box[corr], answers.label[corr],
                                Provenance.CORRECTED)
-    drawn = full[answers.drawn_query]
-    labels = labels.with_boxes(queries.image[answers.drawn_query[drawn]],
-                               answers.drawn_boxes[drawn], answers.drawn_labels[drawn],
-                               Provenance.GROUND_TRUTH)
-    ec = queries.kind == QueryKind.EXTREME_CLICK_BOX
-    ec_images = queries.image[ec]
-    if len(ec_images):
-        labels = labels.select(~np.isin(labels.image, ec_images))
-        drawn = ec[answers.drawn_query]
+    for kind, provenance in ((full, Provenance.GROUND_TRUTH), (ec, Provenance.EXTREME_CLICK)):
+        drawn = kind[answers.drawn_query]
         labels = labels.with_boxes(queries.image[answers.drawn_query[drawn]],
                                    answers.drawn_boxes[drawn], answers.drawn_labels[drawn],
-                                   Provenance.EXTREME_CLICK)
+                                   provenance)
     weak = np.isin(queries.kind, (QueryKind.CLICK, QueryKind.POINT))
     if weak.any():
         row = weak_rows(queries, answers, preds)

@@ -25,6 +25,13 @@ class Provenance(IntEnum):
     EXTREME_CLICK = 5  # weak label: a (noisy) box from extreme clicking
 
 
+# Boxes a person verified, corrected or drew: each claims the ground-truth object it boxes, so
+# the annotator never boxes (nor is paid for) that object again (oracles/simulated.py `claimed`).
+# A click box is the model's box around a click: the object still needs a box of its own.
+CLAIMS = (Provenance.VERIFIED, Provenance.CORRECTED, Provenance.GROUND_TRUTH,
+          Provenance.EXTREME_CLICK)
+
+
 @dataclass(frozen=True)
 class LabelTable:
     """Training labels for a pool of `n_images` images.

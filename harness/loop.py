@@ -54,7 +54,7 @@ from harness.pseudo_quality import pseudo_label_quality
 from harness.queries import Queries, QueryKind, actions_frame
 from harness.registry import BACKENDS, ORACLES, STRATEGIES
 from harness.run_store import RunStore
-from oracles.base import answers_prefix
+from oracles.base import answer_with_labels, answers_prefix
 from strategies.base import PoolState, deployment_view
 
 STREAM_INITIAL, STREAM_STRATEGY, STREAM_ORACLE, STREAM_COST = 0, 1, 2, 3
@@ -161,7 +161,10 @@ class Campaign:
             iterations=None if c.train_minutes else iters, minutes=c.train_minutes,
             batch_labeled=c.batch_labeled, batch_unlabeled=c.batch_unlabeled, lr=c.lr,
             pseudo_negatives=c.pseudo_negatives, objectives=self.strategy.training_objectives(),
-            seed=c.seed * 1000 + cycle, progress=self.progress)
+            pseudo_stream=bool(self.strategy.pseudo_labels) and cycle > 0, teacher=c.teacher,
+            ema_decay=c.ema_decay, strong_augment=c.strong_augment,
+            pseudo_regression=c.pseudo_regression, pseudo_background=c.pseudo_background,
+            tau=c.tau, seed=c.seed * 1000 + cycle, progress=self.progress)
 
     def initial_count(self) -> int:
         """How many pool images the initial set holds (`--initial`: a share or a count)."""
@@ -229,8 +232,8 @@ class Campaign:
             return file_digest(Path(weights).expanduser())
         return None
 
-    def fit(self, cycle: int, backend, labels: LabelTable):
-        data = TrainingSet.from_labels(self.pool, labels, self.cfg.tau)
+    def fit(self, cycle: int, backend, labels: LabelTable, rejected: LabelTable | None = None):
+        data = TrainingSet.from_labels(self.pool, labels, self.cfg.tau, rejected)
         work = self.store.dir / "work"  # a backend's working files, removed after each fit
         if cycle == 0:
             shared = self.shared_cycle0()
@@ -304,7 +307,7 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
     cfg, store = camp.cfg, camp.store
     t0 = time.perf_counter()
     trace("fit", cycle)
-    backend, log = camp.fit(cycle, backend, labels)
+    backend, log = camp.fit(cycle, backend, labels, rejected)
     trace("predict", cycle)
     t = time.perf_counter()
     test_pred = predict(camp, cycle, backend, "test")
@@ -332,8 +335,11 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
         trace("query", cycle)
         state = replace(state, history=(*history, deployment_view(row)))
         queries = s.select(state, preds, rng_for(cfg.seed, cycle, STREAM_STRATEGY))
-        answers = camp.oracle.answer(queries, rng_for(cfg.seed, cycle, STREAM_ORACLE))
-        seconds = camp.cost.seconds(answers.action_kind, rng_for(cfg.seed, cycle, STREAM_COST))
+        # the labels tell the oracle which objects have a box already: none is paid twice
+        answers = answer_with_labels(camp.oracle, queries,
+                                     rng_for(cfg.seed, cycle, STREAM_ORACLE), labels)
+        seconds = camp.cost.seconds(answers.action_kind, rng_for(cfg.seed, cycle, STREAM_COST)) \
+            * answers.action_share
         cost = query_costs(queries, answers, seconds, cfg.budget_unit, labels.labeled_cycle >= 0)
         n = affordable_prefix(cost, allowance)
         if camp.oracle.defers and n:  # a person answers later: keep the cycle, ask, stop
@@ -499,6 +505,12 @@ def cycle_row(camp: Campaign, cycle, labels: LabelTable, spent, metrics, quality
         "train_boxes_human": len(labels) - counts["pseudo"], "train_boxes_pseudo": counts["pseudo"],
         "ap50": metrics.ap50, "ap": metrics.ap, "voc07_ap50": metrics.voc07_ap50,
         "train_iterations": log.get("iterations", 0), "cycle_seconds": seconds,
+        # what the cycle's training cost and drew: the labelled stream is every strategy's,
+        # the pseudo stream comes on top (0 seconds: the shared cycle-0 model, trained once)
+        "train_seconds": log.get("seconds", 0.0),
+        "train_images_labeled_per_step": log.get("images_labeled_per_step", 0),
+        "train_images_pseudo_per_step": log.get("images_pseudo_per_step", 0),
+        "ssod_recipe": log.get("ssod_recipe", ""),
     }
     row.update({f"pseudo_{k}": v for k, v in quality.items()})
     row.update({f"ap50[{c}]": v for c, v in metrics.per_class_ap50.items()})

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.config import RunConfig, resolve
 from harness.errors import ConfigError
 
 CPU = dict(dataset="digits", backend="frcnn", preset="cpu", cost_model="paper",
-           train_iters=180, initial_train_iters=150, batch_labeled=4, batch_unlabeled=4)
+           train_iters=180, initial_train_iters=150, batch_labeled=8, batch_unlabeled=4)
 GPU = dict(backend="frcnn", preset="paper", cost_model="paper", batch_labeled=2,
            batch_unlabeled=8)
 
@@ -44,11 +45,11 @@ PRESETS: dict[str, dict] = {
 }
 
 
-# The two regimes of the embedded data (README, "The paper's regime"). calibrated, the
+# The two regimes of the embedded data (docs/regime.md). calibrated, the
 # default: scenes whose boxes are hard, a backbone pretrained on other glyphs (ImageNet's
 # stand-in), so the cycle-0 model's confident boxes have the paper's Fig. 1 profile. weak: the
 # earlier default, a detector from scratch on canvases where boxes are easy and classes hard.
-# Calibrated on the cycle-0 profile only (benchmarks/regime_profile.py; README).
+# Calibrated on the cycle-0 profile only (benchmarks/regime_profile.py; docs/regime.md).
 REGIMES: dict[str, dict] = {
     "calibrated": {"dataset": "digits:scenes", "preset": "cpu", "initial_train_iters": 150},
     "weak": {"dataset": "digits:hard", "preset": "cpu-scratch", "initial_train_iters": 500},
@@ -117,10 +118,6 @@ def preset_for(study_: Study, dataset: str | None) -> str:
 def regime_settings(base, regimes: tuple[str, ...]) -> list:
     """One config per regime, each in its own experiment folder named after it; a cycle-0
     length given on the command line holds for both regimes."""
-    from harness.config import resolve
-
-    from harness.config import RunConfig
-
     out = []
     for name in regimes:
         options = dict(REGIMES[name])

@@ -13,6 +13,16 @@ Two things still come from the paper's simulated annotator, on purpose:
   answers after the list is made, so the list cannot wait for their answers; the carry to the
   next cycle is then priced from what the person did.
 Measured seconds (Label Studio's `lead_time`) replace the prices in actions.parquet and hours.
+
+What a person gives is held to the simulated annotator's rules where the harness must keep its
+books straight (oracles/simulated.py): each ground-truth object is boxed once. The tasks frame
+the boxes a person gave already and ask to leave their objects alone; and on import, in question
+order, a kept or corrected box, or a full image's rectangle, whose object (its best ground-truth
+match, IoU >= IoU_bg) has a box already, from the labels or from an earlier answer of the same
+list, is a duplicate: the box question becomes a drop (verify_box only), the rectangle is left
+out. A full image costs the share of its objects that were new, as in a simulated run. A
+correction reaching beyond the shown region is whatever the person drew inside it (Label Studio
+clips to the crop): the prompt gives the simulated annotator's rule for it.
 """
 
 from __future__ import annotations
@@ -25,11 +35,13 @@ import numpy as np
 
 from harness.boxes import best_match
 from harness.io import write_text_atomic
+from harness.labels import CLAIMS, LabelTable
 from harness.queries import Queries, QueryKind
 from harness.registry import ORACLES
+from harness.run_store import RunStore
 from oracles.base import CORRECT, DROP, FIX, KEEP, NONE, Answers
 from oracles.label_studio import AnswerFileError, TaskAnswer, build_tasks, label_config
-from oracles.simulated import SimulatedAnnotator
+from oracles.simulated import SimulatedAnnotator, first_claims
 
 VERDICTS = {"yes": KEEP, "no": DROP, "corrected": CORRECT}
 
@@ -37,6 +49,13 @@ VERDICTS = {"yes": KEEP, "no": DROP, "corrected": CORRECT}
 def annotate_dir(run_dir: Path, cycle: int) -> Path:
     """Where the questions of (action) cycle `cycle` are written."""
     return Path(run_dir) / "annotate" / f"cycle{cycle}"
+
+
+def annotated_boxes(labels: LabelTable) -> dict[int, np.ndarray]:
+    """{pool index: (n, 4) xyxy} the boxes a person gave each image already (CLAIMS)."""
+    human = np.isin(labels.provenance, np.asarray(CLAIMS, np.int8))
+    image, boxes = labels.image[human], labels.boxes[human]
+    return {int(i): boxes[image == i] for i in np.unique(image)}
 
 
 def recorded_url(run_dir: Path) -> str | None:
@@ -78,7 +97,12 @@ class HumanAnnotator(SimulatedAnnotator):
         """Write the project files; with a server (`server`), also create the project there
         and import the tasks. Returns the folder."""
         folder = annotate_dir(run_dir, pending.cycle + 1)
-        tasks = build_tasks(folder, pending, pool, classes)
+        store = RunStore(run_dir)  # the labels the questions were chosen on, saved by the loop
+        labels = store.load_labels(pending.cycle)[0] \
+            if store.labels_path(pending.cycle).is_file() else None
+        tasks = build_tasks(folder, pending, pool, classes,
+                            annotated_boxes(labels) if labels is not None else None,
+                            self.region_scale)
         config = label_config(classes)
         write_text_atomic(folder / "label_config.xml", config)
         write_text_atomic(folder / "tasks.json", json.dumps(tasks))
@@ -92,11 +116,14 @@ class HumanAnnotator(SimulatedAnnotator):
                 {"url": server.url, "project": project, "batch": pending.batch}))
         return folder
 
-    def collect(self, queries: Queries, taken: dict[int, TaskAnswer]) -> Answers:
+    def collect(self, queries: Queries, taken: dict[int, TaskAnswer],
+                labels: LabelTable | None = None) -> Answers:
         """The answers a person gave to `queries` (every one of them asked: `taken` holds one
         answer per query), as the simulated annotator would report them. The logged IoU is that
         of the shown box with its best ground truth, as in simulated runs: it says at which
-        IoU the person kept, corrected or dropped a box."""
+        IoU the person kept, corrected or dropped a box. `labels`: the labels the questions
+        were asked on; an object their human boxes claim, or an earlier answer claimed, is not
+        boxed again (module docstring)."""
         n = len(queries)
         box_verdict, class_verdict = np.full(n, NONE, np.int8), np.full(n, NONE, np.int8)
         box, label = queries.boxes.astype(np.float32).copy(), queries.labels.copy()
@@ -121,14 +148,40 @@ class HumanAnnotator(SimulatedAnnotator):
             else:  # clicks and points
                 drawn += [(i, [np.nan] * 4, c, p) for p, c in a.points]
         d_query = np.array([d[0] for d in drawn], np.int64)
+        d_boxes = np.array([d[1] for d in drawn], np.float32).reshape(-1, 4)
+        d_labels = np.array([d[2] for d in drawn], np.int64)
+        d_points = np.array([d[3] for d in drawn], np.float32).reshape(-1, 2)
+        # each object boxed once, in question order (the simulated annotator's rule)
+        boxing = np.nonzero(np.isin(box_verdict, (KEEP, CORRECT)))[0]
+        rects = np.nonzero(queries.kind[d_query] == QueryKind.FULL_IMAGE)[0]
+        full = np.nonzero(queries.kind == QueryKind.FULL_IMAGE)[0]
+        owner, objects = self.objects_of(queries.image[full])
+        # a full image's own objects come before its rectangles: only what was claimed before
+        # the question makes one of them old
+        repeat = first_claims(
+            np.concatenate([boxing, full[owner], d_query[rects]]),
+            np.concatenate([self.boxed_object(queries.image[boxing], box[boxing]), objects,
+                            self.boxed_object(queries.image[d_query[rects]], d_boxes[rects])]),
+            np.concatenate([np.ones(len(boxing), bool), np.zeros(len(objects), bool),
+                            np.ones(len(rects), bool)]),
+            self.claimed(labels, queries.image))
+        dup = boxing[repeat[:len(boxing)]]
+        box_verdict[dup], box[dup], class_verdict[dup] = DROP, queries.boxes[dup], NONE
+        label[dup] = queries.labels[dup]
+        new = ~repeat[len(boxing):len(boxing) + len(objects)]
+        share = np.ones(n)
+        share[full] = self.full_image_share(queries.image[full],
+                                            np.bincount(owner[new], minlength=len(full)))
+        keep = np.ones(len(d_query), bool)
+        keep[rects[repeat[len(boxing) + len(objects):]]] = False
+        d_query = d_query[keep]
         answers = dict(
             box_verdict=box_verdict, iou=iou, box=box, class_verdict=class_verdict, label=label,
-            drawn_query=d_query,
-            drawn_boxes=np.array([d[1] for d in drawn], np.float32).reshape(-1, 4),
-            drawn_labels=np.array([d[2] for d in drawn], np.int64),
-            drawn_points=np.array([d[3] for d in drawn], np.float32).reshape(-1, 2))
+            drawn_query=d_query, drawn_boxes=d_boxes[keep], drawn_labels=d_labels[keep],
+            drawn_points=d_points[keep])
         return Answers(**answers, **self._actions(queries, box_verdict, class_verdict, iou,
-                                                  d_query, np.full(len(drawn), np.nan)))
+                                                  d_query, np.full(len(d_query), np.nan),
+                                                  share))
 
     @staticmethod
     def _box(a: TaskAnswer, queries: Queries, i: int):

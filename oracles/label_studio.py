@@ -1,5 +1,7 @@
 """Label Studio's side of a person in the loop: the labelling interface, the task file, and
-reading its JSON export back. Nothing else in the harness knows these formats.
+reading its JSON export back. Nothing else in the harness knows these formats. The export
+file itself (reading it, the prompts, the actions of one answered task, AnswerFileError) is in
+oracles/label_studio_export.py, which price calibration uses too; it is re-exported here.
 
 Field names follow a real Label Studio 1.23.2 export (tests/fixtures/label_studio/): per task
 `id`, `project`, `data`, `annotations[]` with `completed_by`, `was_cancelled`, `lead_time` and
@@ -14,8 +16,13 @@ Controls (stable names, so answer files stay readable):
 
 What the annotator sees: a region question shows the region enlarged twice around the pseudo
 box (clipped to the image, as DeLR shows it), with the pseudo box pre-drawn as a prediction; an
-image-level question shows the whole image. Small images are enlarged (nearest neighbour) so
-that the short side is at least MIN_SHOWN pixels; percent coordinates do not depend on it.
+image-level question shows the whole image. A box can be drawn only inside what is shown (the
+export's coordinates are clipped to it): an object that reaches beyond the region is corrected
+to its visible part when that is nearly the whole object, else answered no, the simulated
+annotator's rule (oracles/simulated.py). The boxes a person gave the image already are framed
+in green, and the prompt says their objects need no new box. Small images are enlarged
+(nearest neighbour) so that the short side is at least MIN_SHOWN pixels; percent coordinates do
+not depend on it.
 Images travel inside tasks.json as data URIs, so the file imports into any server, local or
 remote, without setting up file storage; the PNG files are written beside it too.
 """
@@ -29,30 +36,32 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
+from harness.boxes import shown_regions
 from harness.errors import HarnessError
 from harness.queries import QueryKind
+from oracles.label_studio_export import (  # noqa: F401  (re-exported: the export format)
+    PROMPTS, AnswerFileError, annotator, lead_seconds, read_export, task_actions)
 
 MIN_SHOWN = 256
 REGION_SCALE = 2.0
 KIND_NAMES = {QueryKind.FULL_IMAGE: "full_image", QueryKind.VERIFY_BOX: "verify_box",
               QueryKind.VERIFY_CLASS: "verify_class", QueryKind.CLICK: "click",
               QueryKind.POINT: "point"}
-PROMPTS = {
-    "verify_box": "Is the box right? yes: keep it; no: nothing to box here; corrected: fix the "
-                  "box (drag its corners) and answer corrected",
-    "verify_class": "Is the class of the box right? If not, answer no and give the box the "
-                    "right class",
-    "full_image": "Draw a box around every object and give each its class",
-    "click": "Click the centre of every object, with its class",
-    "point": "Click a point on every object, with its class",
-}
 TOLERANCE = 0.01  # percent: Label Studio rounds coordinates at the image border
-
-
-class AnswerFileError(HarnessError):
-    """An export that does not answer this run's questions, or answers them wrongly."""
+OUTLINE = (0, 255, 0)  # the frame drawn around an object that has its box already
+# what the prompt adds: a box that reaches beyond the crop, and the objects boxed already
+# (the rules of the simulated annotator, oracles/simulated.py, so both answer alike)
+BEYOND = (" An object cut by the picture's edge: box the part you see when that is nearly "
+          "the whole object (as good as a box you would keep), else answer no.")
+OUTLINED = {
+    "verify_box": " Objects framed in green have their box already: a box on one of them is "
+                  "answered no.",
+    "full_image": " Objects framed in green have their box already: box only the others.",
+    "click": " Objects framed in green have their box already: click only the others.",
+    "point": " Objects framed in green have their box already: click only the others.",
+}
 
 
 def label_config(classes) -> str:
@@ -77,22 +86,26 @@ def label_config(classes) -> str:
 
 def region_of(box: np.ndarray, width: int, height: int, scale: float = REGION_SCALE):
     """The shown region of a pseudo box: enlarged `scale` times around its centre, clipped to
-    the image, on whole pixels (outward), at least one pixel wide: [x1, y1, x2, y2] ints."""
-    box = np.asarray(box, np.float64)
-    centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) * scale / 2
-    x1, y1 = (max(0, math.floor(v)) for v in centre - half)
-    x2, y2 = min(width, math.ceil(centre[0] + half[0])), min(height, math.ceil(centre[1] + half[1]))
-    x1, y1 = min(x1, width - 1), min(y1, height - 1)
-    return [int(x1), int(y1), int(max(x2, x1 + 1)), int(max(y2, y1 + 1))]
+    the image, on whole pixels (outward), at least one pixel wide: [x1, y1, x2, y2] ints. The
+    simulated annotator judges corrections in the same region (harness.boxes.shown_regions)."""
+    return [int(v) for v in shown_regions(box, width, height, scale)[0]]
 
 
-def write_shown(pixels: np.ndarray, crop, path: Path) -> tuple[int, int]:
-    """Save the shown part of an (H, W, 3) image as PNG, enlarged if small; its (w, h)."""
+def write_shown(pixels: np.ndarray, crop, path: Path, outlined=()) -> tuple[int, int]:
+    """Save the shown part of an (H, W, 3) image as PNG, enlarged if small; its (w, h).
+    `outlined`: xyxy boxes in original pixels drawn in as OUTLINE-coloured frames (the boxes
+    a person gave already: their objects need no new box)."""
     x1, y1, x2, y2 = crop
     part = Image.fromarray(np.ascontiguousarray(pixels[y1:y2, x1:x2]))
     factor = max(1, math.ceil(MIN_SHOWN / max(1, min(part.size))))
     if factor > 1:
         part = part.resize((part.width * factor, part.height * factor), Image.NEAREST)
+    if len(outlined):
+        pen = ImageDraw.Draw(part)
+        for b in np.asarray(outlined, np.float64).reshape(-1, 4):
+            pen.rectangle([(b[0] - x1) * factor, (b[1] - y1) * factor,
+                           (b[2] - x1) * factor - 1, (b[3] - y1) * factor - 1],
+                          outline=OUTLINE, width=max(1, factor // 2))
     path.parent.mkdir(parents=True, exist_ok=True)
     part.save(path)
     return part.size
@@ -118,12 +131,16 @@ def rectangle(box, crop, shown_size, label: str) -> dict:
             "image_rotation": 0, "value": {**to_percent(box, crop), "rectanglelabels": [label]}}
 
 
-def build_tasks(folder: Path, pending, pool, classes) -> list[dict]:
+def build_tasks(folder: Path, pending, pool, classes, annotated=None,
+                scale: float = REGION_SCALE) -> list[dict]:
     """Label Studio import tasks for the pending questions, images written under `folder`.
 
     Each task's `data` holds query, kind, image_id, cycle, batch (this question list's id),
     image (a data URI), prompt; a region question adds box and crop ([x1, y1, x2, y2] in the
-    original image's pixels), label (the proposed class) and ask_class."""
+    original image's pixels, the box enlarged `scale` times), label (the proposed class) and
+    ask_class. `annotated` ({pool index: (n, 4) xyxy}) holds the boxes a person gave already:
+    an image with some gets them framed in its picture and listed in data.annotated, and the
+    prompt says their objects need no new box (no object paid for twice)."""
     q, tasks = pending.queries, []
     for i in range(len(q)):
         kind = KIND_NAMES.get(QueryKind(int(q.kind[i])))
@@ -133,12 +150,17 @@ def build_tasks(folder: Path, pending, pool, classes) -> list[dict]:
         img = int(q.image[i])
         w, h = int(pool.widths[img]), int(pool.heights[img])
         region = kind in ("verify_box", "verify_class")
-        crop = region_of(q.boxes[i], w, h) if region else [0, 0, w, h]
+        crop = region_of(q.boxes[i], w, h, scale) if region else [0, 0, w, h]
+        done = np.zeros((0, 4)) if annotated is None else annotated.get(img, np.zeros((0, 4)))
         path = folder / "images" / f"q{i:05d}.png"
-        size = write_shown(pool.image(img), crop, path)
+        size = write_shown(pool.image(img), crop, path, done)
+        prompt = PROMPTS[kind] + (BEYOND if kind == "verify_box" else "") \
+            + (OUTLINED.get(kind, "") if len(done) else "")
         data = {"image": data_uri(path), "query": i, "kind": kind,
                 "image_id": int(pool.image_ids[img]), "cycle": pending.cycle + 1,
-                "batch": pending.batch, "prompt": PROMPTS[kind]}
+                "batch": pending.batch, "prompt": prompt}
+        if len(done):
+            data["annotated"] = np.asarray(done, np.float64).tolist()
         task = {"data": data}
         if region:
             label = str(classes[int(q.labels[i])])
@@ -221,25 +243,6 @@ def read_result(item: dict, answer: TaskAnswer, crop, classes: dict, where: str)
                               "box, box_ok, class_ok and point (label_config.xml)")
 
 
-def annotator(ann: dict) -> str:
-    """Who answered: `completed_by` is a user id in a JSON export (a user object in some
-    versions' exports, then its email)."""
-    who = ann.get("completed_by")
-    if isinstance(who, dict):
-        who = who.get("email") or who.get("id")
-    return str(who)
-
-
-def lead_seconds(ann: dict) -> float | None:
-    """The annotation's `lead_time` in seconds, or None when it is missing or not a number of
-    seconds >= 0: never 0, which would make a measured task look free."""
-    lead = ann.get("lead_time")
-    if isinstance(lead, bool) or not isinstance(lead, (int, float)) or not math.isfinite(lead) \
-            or lead < 0:
-        return None
-    return float(lead)
-
-
 def check_controls(answer: TaskAnswer, kind: str, ask_class: bool, where: str) -> None:
     """The controls an answer uses must be those of its question's kind: anything else would
     be ignored, and a task whose answer gives no action would lose its measured seconds."""
@@ -263,22 +266,6 @@ def check_controls(answer: TaskAnswer, kind: str, ask_class: bool, where: str) -
     if kind in ("click", "point") and not answer.points:
         raise AnswerFileError(f"{where}: a {kind} question is answered with no point; expected "
                               f"{expected} (skip the task if the image holds no object)")
-
-
-def read_export(path: Path) -> list:
-    """The tasks of a Label Studio JSON export file."""
-    import json
-
-    try:
-        tasks = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AnswerFileError(f"{path} is not JSON ({err}); export the project from Label "
-                              "Studio as JSON (not JSON_MIN, COCO or YOLO)") from None
-    if not isinstance(tasks, list) or not all(isinstance(t, dict) and "data" in t
-                                              and "annotations" in t for t in tasks):
-        raise AnswerFileError(f"{path} is not a Label Studio JSON export (a list of tasks with "
-                              "data and annotations); export with exportType=JSON")
-    return tasks
 
 
 def parse_export(tasks: list, pending, pool, classes, project: int | None = None,
@@ -343,36 +330,3 @@ def parse_export(tasks: list, pending, pool, classes, project: int | None = None
                               f"(first: {missing[:5]}); export the whole project, or import "
                               "with --partial to treat them as not asked")
     return out
-
-
-def task_actions(task: dict) -> tuple[dict[str, int], float, str] | None:
-    """(actions by kind, lead_time, annotator) of one answered task of a harness project, by
-    the rules `answers import` applies (oracles/human.py); None when cancelled or unanswered.
-    lead_time is None when the export lacks it (calibration skips the task, never takes 0 s).
-    What calibration needs from an export, without the run that asked."""
-    data = task.get("data") or {}
-    done = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
-    if not done or data.get("kind") not in PROMPTS:
-        return None
-    ann = done[-1]
-    choice, n = {}, {"box": 0, "point": 0}
-    for item in ann.get("result") or []:
-        name = item.get("from_name")
-        if name in n:
-            n[name] += 1
-        elif name in ("box_ok", "class_ok"):
-            choice[name] = ((item.get("value") or {}).get("choices") or [None])[0]
-    kind, acts = data["kind"], {}
-    if kind == "verify_box" and choice.get("box_ok"):
-        acts["verify_box"] = 1
-        acts["draw_box"] = int(choice["box_ok"] == "corrected")
-    class_asked = kind == "verify_class" or (kind == "verify_box" and data.get("ask_class")
-                                             and choice.get("box_ok") in ("yes", "corrected"))
-    if class_asked and choice.get("class_ok"):
-        acts["verify_class"] = 1
-        acts["assign_class"] = int(choice["class_ok"] == "no")
-    if kind == "full_image":
-        acts["full_image"] = 1
-    if kind in ("click", "point"):
-        acts[kind] = n["point"]
-    return {k: v for k, v in acts.items() if v}, lead_seconds(ann), annotator(ann)

@@ -2,7 +2,9 @@
 
 A regime is a setting of the runs (reports.runs): the weak-detector one (`digits:hard`, from
 scratch) and the calibrated one (`digits:scenes`, pretrained backbone, the paper's Fig. 1
-profile). Per regime and budget step, DeLR's accuracy minus the other strategy's is paired by
+profile). `reproduce regime` runs each in an experiment named after it, and this figure reads
+that name from each run's config.yaml, as reports read everything: from result files only,
+never from the presets that made them. Per regime and budget step, DeLR's accuracy minus the other strategy's is paired by
 seed (runs of a seed share data, initial set and cycle-0 model), then averaged; the spread is
 the standard deviation of those paired differences over seeds. Unlike the per-setting figures
 this one looks across settings, so make_figures draws it once over all runs.
@@ -27,13 +29,10 @@ OTHERS = ("random", "ssod")
 
 
 def regime_name(config: dict) -> str:
-    """The regime's name (harness.presets.REGIMES) for a run's config, else its setting."""
-    from harness.presets import REGIMES
-
-    for name, options in REGIMES.items():
-        if all(str(config.get(k)) == str(options[k]) for k in ("dataset", "preset")):
-            return name
-    return f"{config.get('dataset')}, {config.get('preset')}"
+    """The regime of a run, from its resolved config (config.yaml) alone: `reproduce regime`
+    runs each regime in an experiment named after it (weak, calibrated), so the experiment is
+    the name; a run without one is named by its setting (dataset, backend preset)."""
+    return str(config.get("experiment") or f"{config.get('dataset')}, {config.get('preset')}")
 
 
 def _cycles(runs: Runs, metric: str) -> pd.DataFrame:

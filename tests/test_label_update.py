@@ -60,6 +60,23 @@ def test_full_image_replaces_what_the_image_had_and_completes_it():
     assert labels.labeled_cycle.tolist() == [2, -1, -1]
 
 
+def test_a_full_image_keeps_the_human_boxes_it_had_and_draws_the_rest():
+    """Object 0 of image 0 was verified: the full image draws object 1 only (at half the
+    price, oracles/simulated.py), keeps the verified box, and drops the pseudo and click boxes
+    (every object now has a box a person drew or kept)."""
+    before = LabelTable.empty(3) \
+        .with_boxes([0], [[11, 10, 40, 41]], [0], Provenance.VERIFIED) \
+        .with_boxes([0], [[58, 61, 90, 92]], [1], Provenance.PSEUDO) \
+        .with_boxes([0], [[60, 60, 88, 88]], [1], Provenance.CLICK)
+    q = Queries.images(QueryKind.FULL_IMAGE, [0])
+    a = SimulatedAnnotator(POOL).answer(q, np.random.default_rng(0), labels=before)
+    assert a.action_share.tolist() == [0.5]
+    labels, _ = apply_answers(before, LabelTable.empty(3), q, a, cycle=2)
+    assert labels.provenance.tolist() == [Provenance.VERIFIED, Provenance.GROUND_TRUTH]
+    np.testing.assert_allclose(labels.boxes, [[11, 10, 40, 41], [60, 60, 90, 90]])
+    assert labels.fully_annotated.tolist() == [True, False, False]
+
+
 def test_settled_marks_detections_repeating_a_human_box_or_a_rejected_region():
     labels = LabelTable.empty(3).with_boxes([0], [[10, 10, 40, 40]], [0], Provenance.VERIFIED)
     labels = labels.with_boxes([1], [[20, 20, 50, 50]], [2], Provenance.PSEUDO)  # not human

@@ -43,8 +43,14 @@ def test_layers_defaults_preset_file_flags(tmp_path):
     assert cfg.cycles == 5 and cfg.train_iters == 7 and cfg.initial_train_iters is None
     file = tmp_path / "c.yaml"
     file.write_text(yaml.safe_dump({"preset": "paper-coco-cpu", "tau": 0.5}))
-    cfg = resolve(file, tau=0.9)
+    cfg = resolve(file, tau=0.9, experiment_presets=PRESETS)
     assert cfg.initial == "2%" and cfg.tau == 0.9
+    # config never imports presets: a caller that hands none in gets a message, not a run
+    with pytest.raises(ConfigError, match="names the experiment preset 'paper-coco-cpu'"):
+        resolve(file)
+    file.write_text(yaml.safe_dump({"preset": "paper-imagenet"}))
+    with pytest.raises(ConfigError, match="unknown experiment preset"):
+        resolve(file, experiment_presets=PRESETS)
     with pytest.raises(ConfigError, match="unknown experiment preset"):
         preset_options("paper-imagenet")
 

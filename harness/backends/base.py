@@ -70,9 +70,11 @@ class TrainControl:
 
     Exactly one of `iterations` (deterministic) or `minutes` (a wall-clock budget; the learning
     rate schedule then follows elapsed time, so results vary with machine load).
-    `batch_labeled` + `batch_unlabeled` images make one batch (paper, GPU: 2 + 8); an
-    objective that trains on unlabelled pool images (MI-AOD's discrepancy steps) draws
-    `batch_unlabeled` of them (or `batch_labeled` when that is 0).
+    Every step draws `batch_labeled` images of the labelled stream, whatever the strategy
+    (the fairness rule: DESIGN.md); a strategy that trains on pseudo labels draws
+    `batch_unlabeled` pseudo-stream images on top (paper, GPU: 2 + 8). An objective that
+    trains on unlabelled pool images (MI-AOD's discrepancy steps) draws `batch_unlabeled` of
+    them (or `batch_labeled` when that is 0).
     `objectives`: training objectives besides the detection loss, name -> options (see the
     module docstring); filled from the strategy, so the loop never knows which it runs.
     """
@@ -90,8 +92,20 @@ class TrainControl:
     warmup_iterations: int = 50
     unlabeled_loss_weight: float = 1.0
     # False: regions of a pseudo-labelled image that no pseudo box covers teach nothing
-    # (neither object nor background), for when the model misses many objects
+    # (neither object nor background), for when the model misses many objects; the older
+    # spelling of pseudo_background="ignore"
     pseudo_negatives: bool = True
+    # whether the pseudo stream exists at all (the strategy's `pseudo_labels`): it comes on
+    # top of the labelled stream, never out of it
+    pseudo_stream: bool = False
+    # the semi-supervised recipe (harness/backends/semi_supervised.py); None: the backend
+    # preset's choice
+    teacher: bool | None = None
+    ema_decay: float | None = None
+    strong_augment: bool | None = None
+    pseudo_regression: bool | None = None
+    pseudo_background: str | None = None  # hard | ignore | soft
+    tau: float = 0.7  # the teacher's pseudo-label score threshold (the run's tau)
     grad_clip: float | None = 10.0
     hflip_augment: bool = True
     seed: int = 0
@@ -107,14 +121,17 @@ class TrainControl:
 class TrainingSet:
     """What one cycle trains on: images of `images` with boxes from a LabelTable.
 
-    index: (T,) image indices into `images`; labeled: (T,) bool, True for the labelled stream
-    (the image is fully annotated), False for the pseudo stream (pseudo boxes, possibly with
-    some boxes a human verified: its unverified objects are as uncertain as any pseudo image's,
-    so it must not dilute the complete images of the labelled stream);
-    targets: per training image (boxes (n, 4), labels (n,), provenance (n,)), so a loss can
-    weight boxes by where they came from;
+    index: (T,) image indices into `images`, every image with something to teach;
+    labeled: (T,) bool, True where the image is fully annotated (its background is known);
+    human: (T,) bool, True where the image has a human box (kept, corrected, drawn, clicked)
+        or is fully annotated: the labelled stream. A human box is a human label wherever it
+        sits; on an image that is not complete, what no human box covers teaches nothing;
+    targets: per training image (boxes (n, 4), labels (n,), provenance (n,)), human and
+        pseudo boxes, so a loss can weight boxes by where they came from;
     unlabeled: (U,) image indices into `images` that nothing teaches (no label of any kind),
-    for objectives that learn from unlabelled images; the detection loss never sees them.
+        for objectives that learn from unlabelled images and for a teacher that labels them;
+    rejected: image index -> (R, 4) regions an annotator rejected there (a teacher must not
+        pseudo-label them again).
     """
 
     images: ImageSet
@@ -122,9 +139,16 @@ class TrainingSet:
     labeled: np.ndarray
     targets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
     unlabeled: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    human: np.ndarray | None = None
+    rejected: Mapping[int, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.human is None:  # a set built by hand: its complete images are its human ones
+            object.__setattr__(self, "human", np.asarray(self.labeled, bool).copy())
 
     @classmethod
-    def from_labels(cls, images: ImageSet, labels: LabelTable, tau: float = 0.7) -> "TrainingSet":
+    def from_labels(cls, images: ImageSet, labels: LabelTable, tau: float = 0.7,
+                    rejected: LabelTable | None = None) -> "TrainingSet":
         """Drop pseudo boxes scoring below tau; keep images that have something to teach.
 
         An image is trained on when it is fully annotated (even with no objects: a true
@@ -137,13 +161,20 @@ class TrainingSet:
         order = np.argsort(kept.image, kind="stable")
         kept = kept.select(order)
         has_box = np.bincount(kept.image, minlength=labels.n_images) > 0
+        human_box = np.bincount(kept.image[kept.provenance != Provenance.PSEUDO],
+                                minlength=labels.n_images) > 0
         index = np.nonzero(has_box | labels.fully_annotated)[0]
         offsets = np.searchsorted(kept.image, np.arange(labels.n_images + 1))
         targets = [(kept.boxes[offsets[i]:offsets[i + 1]], kept.labels[offsets[i]:offsets[i + 1]],
                     kept.provenance[offsets[i]:offsets[i + 1]]) for i in index]
         labeled = labels.fully_annotated[index]
+        human = labeled | human_box[index]
         unlabeled = np.setdiff1d(np.arange(labels.n_images), index)
-        return cls(images, index, labeled, targets, unlabeled)
+        regions = {}
+        if rejected is not None and len(rejected):
+            for i in np.unique(rejected.image):
+                regions[int(i)] = rejected.boxes[rejected.image == i]
+        return cls(images, index, labeled, targets, unlabeled, human, regions)
 
     @classmethod
     def fully_labeled(cls, images: ImageSet) -> "TrainingSet":
@@ -171,6 +202,10 @@ class Backend:
     # where a fit may write working files (YOLO exports its training set there); the loop
     # points it at the run's own folder, so they sit where the user gave space, never in HOME
     workdir: Path | None = None
+    # the pseudo stream's recipe (semi_supervised.py): losses beyond the detector's own, and
+    # the default recipe; a backend without them trains the plain recipe only
+    pseudo_ops = None
+    ssod_recipe = None
 
     @classmethod
     def preset_config(cls, preset: str):

@@ -31,7 +31,9 @@ from harness.backends.base import Backend, TrainControl, TrainingSet
 from harness.backends.checkpoint import load_checkpoint, save_atomic
 from harness.backends.dual_rcnn import DualHeadRCNN, TinyBackbone, flipped_batch
 from harness.backends.extra_heads import LossPredictionModule, MILHead, valid_mean
+from harness.backends.rcnn_pseudo import RCNNPseudoOps
 from harness.backends.roi_align import GridRoIAlign
+from harness.backends.semi_supervised import SSODRecipe
 from harness.backends.rcnn_objectives import (EXTRA_HEADS, check_extras_trained,
                                               fit_with_objectives, predict_extras)
 from harness.backends.training import predict_in_batches
@@ -192,6 +194,10 @@ class FasterRCNNBackend(Backend):
     checkpoint_format = FORMAT
 
     check_weights = staticmethod(check_backbone_weights)
+    # the semi-supervised recipe of the pseudo stream (semi_supervised.py), chosen by its gain
+    # over supervised-only training at equal labels (docs/pseudo-labels.md)
+    pseudo_ops = RCNNPseudoOps()
+    ssod_recipe = SSODRecipe()
 
     def __init__(self, n_classes: int, config: FRCNNConfig | str = "cpu", seed: int = 0,
                  **overrides):

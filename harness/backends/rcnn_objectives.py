@@ -247,10 +247,22 @@ def fit_with_objectives(backend, data, control, to_target, desc: str) -> dict:
         needs = [OBJECTIVE_NEEDS.get(o, f"unknown objective {o!r}") for o in control.objectives]
         require(backend.name, backend.capabilities, "the training objectives", needs)
         objective = DetectorObjective(backend.model, control.objectives)
+    recipe = None
+    if control.pseudo_stream:
+        from harness.backends.semi_supervised import resolve_recipe
+
+        ops = backend.pseudo_ops
+        recipe = resolve_recipe(control, backend.ssod_recipe, backend.name,
+                                ops.supported if ops is not None else GENERIC_RECIPE_PARTS)
     log = train_detector(backend.model, data, control, to_target, desc=desc,
-                         no_negatives=backend.model.without_negatives, objective=objective)
+                         no_negatives=backend.model.without_negatives, objective=objective,
+                         pseudo_ops=backend.pseudo_ops, recipe=recipe)
     backend.trained_objectives |= set(control.objectives)
     return log
+
+
+# what the pseudo stream can do on any torchvision-style detector without losses of its own
+GENERIC_RECIPE_PARTS = frozenset({"strong_augment", "ignore"})
 
 
 def check_extras_trained(extras, trained_objectives) -> None:

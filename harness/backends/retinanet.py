@@ -54,6 +54,7 @@ import torch
 from torchvision.models.detection.transform import resize_boxes
 
 from harness.backends.anchors import detections, select_detections
+from harness.backends.semi_supervised import PLAIN
 from harness.backends.base import (
     Backend,
     TrainControl,
@@ -90,6 +91,12 @@ class RetinaNetBackend(Backend):
     checkpoint_format = FORMAT
 
     check_weights = staticmethod(check_backbone_weights)
+
+    # the pseudo stream's recipe: RetinaNet has no losses of its own for a teacher, per-box
+    # regression or soft background yet (semi_supervised.py); strong views and an ignored
+    # background it can train
+    pseudo_ops = None
+    ssod_recipe = PLAIN
 
     def __init__(self, n_classes: int, config: RetinaNetConfig | str = "cpu", seed: int = 0,
                  **overrides):

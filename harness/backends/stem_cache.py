@@ -23,6 +23,7 @@ identity or hash, not on a tensor's contents.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from typing import Callable
@@ -60,6 +61,17 @@ class StemCache:
         self.entries: dict[bytes, torch.Tensor] = {}
         self.bytes = 0
         self.hits = self.misses = 0
+        self.bypassed = False
+
+    @contextlib.contextmanager
+    def bypass(self):
+        """Images seen once (a strongly augmented student view is new at every step) are
+        computed, not cached: they would fill the cache with entries nobody reads again."""
+        saved, self.bypassed = self.bypassed, True
+        try:
+            yield
+        finally:
+            self.bypassed = saved
 
     def clear(self) -> None:
         self.entries.clear()
@@ -69,7 +81,7 @@ class StemCache:
                  weights: bytes) -> torch.Tensor:
         """stem(x), each image of the batch x read from the cache or computed (the misses in
         one batch) and kept while there is room."""
-        if self.limit_bytes <= 0 or x.requires_grad:
+        if self.limit_bytes <= 0 or x.requires_grad or self.bypassed:
             return stem(x)
         if weights != self.weights:
             self.clear()

@@ -21,47 +21,10 @@ import torch
 from torch.profiler import record_function
 
 from harness.backends.base import TrainControl, TrainingSet
+from harness.backends.images import EndlessShuffle, image_tensor  # noqa: F401 (re-exported)
 from harness.errors import HarnessError
 from harness import eta
 from harness.progress import progress_bar
-
-
-class MixedSampler:
-    """Endless shuffled passes over each stream; a stream with no images gives its slots away."""
-
-    def __init__(self, labeled: np.ndarray, n_labeled: int, n_unlabeled: int,
-                 rng: np.random.Generator):
-        self.rng = rng
-        self.streams = [np.nonzero(labeled)[0], np.nonzero(~labeled)[0]]
-        self.sizes = [n_labeled, n_unlabeled]
-        if len(self.streams[0]) == 0:
-            self.sizes = [0, n_labeled + n_unlabeled]
-        if len(self.streams[1]) == 0:
-            self.sizes = [n_labeled + n_unlabeled, 0]
-        self._queues = [np.zeros(0, np.int64), np.zeros(0, np.int64)]
-
-    def _take(self, k: int, n: int) -> np.ndarray:
-        while len(self._queues[k]) < n:
-            self._queues[k] = np.concatenate([self._queues[k], self.rng.permutation(self.streams[k])])
-        out, self._queues[k] = self._queues[k][:n], self._queues[k][n:]
-        return out
-
-    def next(self) -> tuple[np.ndarray, np.ndarray]:
-        """Positions (into the TrainingSet) of the next labelled and pseudo images."""
-        return self._take(0, self.sizes[0]), self._take(1, self.sizes[1])
-
-
-class EndlessShuffle:
-    """Shuffled passes over `items`, one after another, `take(n)` at a time."""
-
-    def __init__(self, items: np.ndarray, rng: np.random.Generator):
-        self.items, self.rng, self._queue = np.asarray(items), rng, np.zeros(0, np.int64)
-
-    def take(self, n: int) -> np.ndarray:
-        while len(self._queue) < n:
-            self._queue = np.concatenate([self._queue, self.rng.permutation(self.items)])
-        out, self._queue = self._queue[:n], self._queue[n:]
-        return out
 
 
 class Objective:
@@ -93,11 +56,6 @@ def learning_rate(control: TrainControl, iteration: int, fraction: float) -> flo
     if control.schedule == "step":
         return control.lr * warm * (0.1 if fraction >= 2 / 3 else 1.0)
     return control.lr * warm * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
-
-
-def image_tensor(array: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div_(255)
 
 
 def load_images(data: TrainingSet, indices: np.ndarray, rng: np.random.Generator,
@@ -140,33 +98,43 @@ def make_optimizer(params: list, control: TrainControl) -> torch.optim.Optimizer
 
 
 class Batches:
-    """Draws each iteration's images (labelled, pseudo and, when the objective asks, unlabelled
-    ones) and returns the objective's loss on them."""
+    """Draws each iteration's images and returns the objective's loss on them.
+
+    The labelled stream (images with a human box, complete or not) gives `batch_labeled`
+    images per step from its own generator, seeded by the control's seed alone: the same
+    images in the same order for every strategy that holds the same labels, whatever it adds.
+    The pseudo stream (harness/backends/semi_supervised.py) comes on top with
+    `batch_unlabeled` images per step, from a generator of its own. (With no labelled image at
+    all, the pseudo stream takes both shares.) An objective that learns from unlabelled images
+    (MI-AOD) draws them after both.
+    """
 
     def __init__(self, data: TrainingSet, control: TrainControl, rng: np.random.Generator,
-                 to_target: Callable, no_negatives: Callable | None):
+                 to_target: Callable, no_negatives: Callable | None, pseudo=None):
         self.data, self.control, self.rng = data, control, rng
-        self.to_target, self.no_negatives = to_target, no_negatives
-        self.sampler = MixedSampler(data.labeled, control.batch_labeled, control.batch_unlabeled,
-                                    rng)
+        self.to_target, self.no_negatives, self.pseudo = to_target, no_negatives, pseudo
+        human = np.nonzero(data.human)[0]
+        self.labeled = EndlessShuffle(human, rng) if len(human) else None
+        self.n_labeled = control.batch_labeled if len(human) else 0
+        self.n_pseudo = 0
+        if pseudo is not None and pseudo.size:
+            self.n_pseudo = control.batch_unlabeled if len(human) else (
+                control.batch_labeled + control.batch_unlabeled)
         self.unlabeled = EndlessShuffle(data.unlabeled, rng)
 
     def loss(self, model, objective: Objective, fraction: float):
         c = self.control
         wants_unlabeled = objective.begin(model, fraction) and len(self.data.unlabeled) > 0
         total = 0.0
-        for stream, (positions, weight) in enumerate(
-                zip(self.sampler.next(), (1.0, c.unlabeled_loss_weight), strict=True)):
-            if len(positions) == 0 or weight == 0:
-                continue
+        if self.n_labeled:
+            positions = self.labeled.take(self.n_labeled)
             with record_function("train.load_batch"):
                 images, targets = load_batch(self.data, positions, self.rng, c.hflip_augment,
                                              self.to_target)
-            ignore_bg = stream == 1 and not c.pseudo_negatives and self.no_negatives
-            with (self.no_negatives() if ignore_bg else contextlib.nullcontext(),
-                  record_function("train.forward")):
-                loss = objective.stream_loss(model, images, targets, stream == 1, fraction)
-            total = total + weight * loss
+            total = self.labeled_loss(model, objective, fraction, positions, images, targets)
+        if self.n_pseudo and c.unlabeled_loss_weight:
+            loss = self.pseudo.loss(model, objective, self.n_pseudo, fraction)
+            total = total + c.unlabeled_loss_weight * loss
         if wants_unlabeled:
             drawn = self.unlabeled.take(c.batch_unlabeled or c.batch_labeled)
             with record_function("train.load_batch"):
@@ -175,17 +143,52 @@ class Batches:
                 total = total + objective.unlabeled_loss(model, images, fraction)
         return total
 
+    def labeled_loss(self, model, objective, fraction, positions, images, targets):
+        """The labelled batch's loss: complete images as they are; on the others (human boxes
+        on an image not fully annotated) only the human boxes, and no background, in a forward
+        pass of their own; the two parts weighted by their numbers of images."""
+        complete = self.data.labeled[positions]
+        if complete.all() or self.no_negatives is None:
+            with record_function("train.forward"):
+                return objective.stream_loss(model, images, targets, False, fraction)
+        total, n = 0.0, len(positions)
+        for part, whole in ((complete, True), (~complete, False)):
+            if not part.any():
+                continue
+            imgs = [img for img, p in zip(images, part, strict=True) if p]
+            tgts = [t if whole else human_only(t) for t, p in zip(targets, part, strict=True) if p]
+            with (contextlib.nullcontext() if whole else self.no_negatives(),
+                  record_function("train.forward")):
+                loss = objective.stream_loss(model, imgs, tgts, False, fraction)
+            total = total + loss * (len(imgs) / n)
+        return total
+
+
+def human_only(target: dict) -> dict:
+    """A target with its pseudo boxes left out (the human boxes of an incomplete image)."""
+    from harness.labels import Provenance
+
+    keep = target["provenance"] != Provenance.PSEUDO
+    return {k: (v[keep] if torch.is_tensor(v) and len(v) == len(keep) else v)
+            for k, v in target.items()}
+
 
 def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainControl,
                    to_target: Callable, desc: str = "train",
                    no_negatives: Callable | None = None,
-                   objective: Objective | None = None) -> dict:
+                   objective: Objective | None = None, pseudo_ops=None,
+                   recipe=None) -> dict:
     """Train `model` in place. Returns {'iterations', 'seconds', 'loss'} (last smoothed loss).
 
     no_negatives: a context manager factory under which the model takes no background
-    examples; used on the pseudo stream when `control.pseudo_negatives` is False.
+    examples (the human boxes of incomplete images; pseudo images when the recipe ignores
+    their background).
     objective: what each iteration minimises (default: the detector's own losses).
+    pseudo_ops, recipe: the backend's semi-supervised operations and the resolved recipe
+    (harness/backends/semi_supervised.py), when `control.pseudo_stream`.
     """
+    from harness.backends.semi_supervised import PseudoStream
+
     objective = objective or Objective()
     if len(data) == 0:
         raise HarnessError("nothing to train on: the training set has no labelled or "
@@ -194,7 +197,9 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
     rng = np.random.default_rng(control.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, control)
-    batches = Batches(data, control, rng, to_target, no_negatives)
+    pseudo = (PseudoStream(model, data, control, recipe, pseudo_ops, to_target, no_negatives)
+              if control.pseudo_stream else None)
+    batches = Batches(data, control, rng, to_target, no_negatives, pseudo)
     budget_s = control.minutes * 60 if control.minutes is not None else None
     bar = progress_bar(total=control.iterations or int(budget_s), desc=desc,
                        unit="it" if budget_s is None else "s", enabled=control.progress)
@@ -219,6 +224,8 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
                 if control.grad_clip:
                     torch.nn.utils.clip_grad_norm_(params, control.grad_clip)
                 opt.step()
+            if pseudo is not None:
+                pseudo.after_step(model)
             it += 1
             eta.tick()
             value = float(total.detach())
@@ -233,7 +240,11 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
         objective.end(model)
     bar.close()
     model.eval()
-    return {"iterations": it, "seconds": time.perf_counter() - start, "loss": smooth}
+    log = {"iterations": it, "seconds": time.perf_counter() - start, "loss": smooth,
+           "images_labeled_per_step": batches.n_labeled, "images_pseudo_per_step": batches.n_pseudo}
+    if pseudo is not None:
+        log.update(pseudo.report())
+    return log
 
 
 def predict_in_batches(images, indices, step: int, progress: bool, predict_batch) -> list:

@@ -191,6 +191,10 @@ class YOLOBackend(Backend):
                               "by the yolo backend: ultralytics' loss has no way to ignore the "
                               "unlabelled regions of a pseudo-labelled image; drop the option "
                               "or use the frcnn or retinanet backend")
+        if control.pseudo_stream:  # the plain recipe only: ultralytics trains its own loss
+            from harness.backends.semi_supervised import PLAIN, resolve_recipe
+
+            resolve_recipe(control, PLAIN, cls.name, frozenset())
         if control.unlabeled_loss_weight != 1.0:
             raise ConfigError("unlabeled_loss_weight is not supported by the yolo backend: "
                               "ultralytics trains one mixed stream with one loss")
@@ -214,20 +218,22 @@ class YOLOBackend(Backend):
     def fit(self, data: TrainingSet, control: TrainControl) -> dict:
         from harness.backends.yolo_train import (
             export_training_set,
+            stream_copies,
             trainer_arguments,
             trainer_class,
             workdir,
         )
 
         self._check_control(data, control)
-        args, stop_after, copies = trainer_arguments(control, len(data), self.config)
+        per_image = stream_copies(data, control)
+        args, stop_after, copies = trainer_arguments(control, int(per_image.sum()), self.config)
         if stop_after == 0:
             return {"iterations": 0, "seconds": 0.0, "loss": None}
         start = time.perf_counter()
         with workdir(self.workdir) as work, session(verbose=control.progress):
             trainer = trainer_class()(overrides={
                 **args, "model": self.config.model, "data": str(export_training_set(
-                    data, work / "data", self.n_classes, copies)),
+                    data, work / "data", self.n_classes, per_image * copies)),
                 "project": str(work / "runs"), "name": "train", "exist_ok": True,
                 "device": "cpu" if self.device.type == "cpu" else str(self.device.index or 0)})
             trainer.stop_after = stop_after

@@ -48,12 +48,35 @@ def yolo_lines(boxes: np.ndarray, labels: np.ndarray, width: int, height: int) -
                    for c, (x, y, bw, bh) in zip(np.asarray(labels)[keep], rows, strict=True))
 
 
-def export_training_set(data: TrainingSet, root: Path, n_classes: int, copies: int = 1) -> Path:
+def stream_copies(data: TrainingSet, control: TrainControl) -> np.ndarray:
+    """(T,) how many times to list each training image so that one mixed ultralytics stream
+    draws the harness's two streams in its ratio, in expectation: ultralytics samples one
+    shuffled list, so the labelled images (complete, or with a human box) are listed k_l times
+    and the pseudo-stream images k_p times with k_l N_l : k_p N_p = batch_labeled :
+    batch_unlabeled. Without a pseudo stream (or with one stream empty) every image once."""
+    human = np.asarray(data.human, bool)
+    n_l, n_p = int(human.sum()), int((~human).sum())
+    copies = np.ones(len(human), np.int64)
+    if not control.pseudo_stream or not n_l or not n_p or not control.batch_unlabeled:
+        return copies
+    ratio = control.batch_labeled * n_p / (control.batch_unlabeled * n_l)
+    if ratio >= 1:
+        copies[human] = int(round(ratio))
+    else:
+        copies[~human] = max(1, int(round(1 / ratio)))
+    return copies
+
+
+def export_training_set(data: TrainingSet, root: Path, n_classes: int,
+                        copies: int | np.ndarray = 1) -> Path:
     """Write `data` under root in the layout above; returns the data YAML's path.
 
-    copies > 1 lists every image that many times (hard links `000000-1.png`, ...), so that an
-    epoch of a training set smaller than one batch still fills the batch.
+    copies > 1 lists an image that many times (hard links `000000-1.png`, ...): so that an
+    epoch of a training set smaller than one batch still fills the batch, and so that the
+    labelled stream keeps its share of each batch (`stream_copies`); one number for every
+    image, or one per image.
     """
+    copies = np.broadcast_to(np.asarray(copies, np.int64), (len(data.index),))
     images, labels = root / "images" / "train", root / "labels" / "train"
     images.mkdir(parents=True, exist_ok=True)
     labels.mkdir(parents=True, exist_ok=True)
@@ -66,7 +89,7 @@ def export_training_set(data: TrainingSet, root: Path, n_classes: int, copies: i
         boxes, classes, _ = data.targets[pos]
         (labels / f"{pos:06d}.txt").write_text(yolo_lines(boxes, classes, width, height))
         paths.append(str(path.resolve()))
-        for copy in range(1, copies):
+        for copy in range(1, int(copies[pos])):
             for folder, suffix in ((images, ".png"), (labels, ".txt")):
                 _link(folder / f"{pos:06d}{suffix}", folder / f"{pos:06d}-{copy}{suffix}")
             paths.append(str((images / f"{pos:06d}-{copy}.png").resolve()))
@@ -94,8 +117,9 @@ def trainer_arguments(control: TrainControl, n_images: int,
     many times to list each image (`export_training_set`'s copies).
 
     One mixed stream: ultralytics draws batches from one shuffled list of images, so a batch
-    holds batch_labeled + batch_unlabeled images from the labelled and pseudo-labelled images
-    together (in proportion to their numbers, not in the harness's fixed ratio).
+    holds batch_labeled images (+ batch_unlabeled when the strategy trains on pseudo labels)
+    from the labelled and pseudo-labelled images together, in the harness's ratio in
+    expectation only (`stream_copies` lists each stream's images accordingly).
     Iterations: one iteration is one batch and one optimizer step (the nominal batch size
     `nbs` is set to the batch, so ultralytics accumulates no gradients); with
     b = ceil(images / batch) batches an epoch, epochs = ceil(iterations / b) (about
@@ -107,9 +131,10 @@ def trainer_arguments(control: TrainControl, n_images: int,
     images, as the harness's other backends draw them.
     Not adjustable: ultralytics clips gradients at norm 10 (TrainControl.grad_clip's default).
     """
-    batch = control.batch_labeled + control.batch_unlabeled
+    batch = control.batch_labeled + (control.batch_unlabeled if control.pseudo_stream else 0)
     if batch < 1:
-        raise ConfigError("the yolo backend needs batch_labeled + batch_unlabeled >= 1")
+        raise ConfigError("the yolo backend needs batch_labeled (+ batch_unlabeled with "
+                          "pseudo labels) >= 1")
     copies = -(-batch // n_images)  # ceil, in integers
     n_images *= copies
     optimizer = (control.optimizer or config.optimizer).lower()

@@ -14,7 +14,7 @@ Variants:
   border (truncation), rows of touching digits (where one object ends is the question), and
   grey occluders over digits (a box covers the visible ink). Its pools leave out the glyphs
   the backbone is pretrained on (harness/pretrain.py). With the pretrained `cpu` preset, its
-  cycle-0 model has the paper's Fig. 1 profile (README, "The paper's regime").
+  cycle-0 model has the paper's Fig. 1 profile (docs/regime.md).
 
 Generation is deterministic for its parameters and cached on disk (`HARNESS_CACHE`, default
 `~/.cache/harness`) under a key made of them.
@@ -87,7 +87,7 @@ VARIANTS = {
     "easy": _Variant((1, 5), (18, 40), 0.0, (0.7, 1.0), (0, 0), (0, 0), 0.03),
     # the weak-detector regime's data (from scratch, `cpu-scratch`)
     "hard": _Variant((3, 8), (12, 44), 0.3, (0.45, 1.0), (1, 3), (2, 5), 0.06),
-    # the default, calibrated regime (README, "The paper's regime"): set so that a pretrained
+    # the default, calibrated regime (docs/regime.md): set so that a pretrained
     # cycle-0 model's confident boxes have the paper's Fig. 1 profile
     "scenes": _Variant((3, 8), (8, 36), 0.3, (0.35, 1.0), (1, 3), (2, 5), 0.06,
                        truncation=0.3, rows=0.5, row_gap=(-3, 1), occluders=(0, 2),

@@ -189,7 +189,7 @@ def test_flip_reads_the_mirrored_anchor_of_the_same_level():
 
 
 def test_iterations_become_epochs_and_an_exact_stop():
-    both = TrainControl(iterations=20, batch_labeled=4, batch_unlabeled=4)
+    both = TrainControl(iterations=20, batch_labeled=4, batch_unlabeled=4, pseudo_stream=True)
     args, stop, copies = trainer_arguments(both, 60, PRESETS["cpu"])
     assert (args["epochs"], args["batch"], args["nbs"], stop, copies) == (3, 8, 8, 20, 1)
     args, stop, copies = trainer_arguments(both, 3, PRESETS["cpu"])  # 3 images: listed 3 times
@@ -300,3 +300,19 @@ def test_a_campaign_keeps_ultralytics_working_files_in_its_run_folder(tmp_path, 
     assert not (run_dir / "work").exists()
     # nothing else in the CWD (ultralytics files a relative project under ./runs/detect/)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_the_mixed_stream_keeps_the_labelled_share_in_expectation(pool):
+    from harness.backends.yolo_train import stream_copies
+
+    targets = [(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int8))] * 12
+    human = np.array([True] * 2 + [False] * 10)
+    data = TrainingSet(pool, np.arange(12), human.copy(), targets, human=human)
+    control = TrainControl(iterations=1, batch_labeled=8, batch_unlabeled=4, pseudo_stream=True)
+    copies = stream_copies(data, control)
+    share = copies[human].sum() / copies.sum()  # 2 images x 10 copies against 10 x 1
+    assert share == pytest.approx(8 / 12, abs=0.02)
+    assert (stream_copies(data, TrainControl(iterations=1)) == 1).all()  # no pseudo stream
+    args, _, _ = trainer_arguments(TrainControl(iterations=5, batch_labeled=8,
+                                                batch_unlabeled=4), 40, PRESETS["cpu"])
+    assert args["batch"] == 8  # the labelled stream alone: nothing on top

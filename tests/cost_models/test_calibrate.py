@@ -12,9 +12,9 @@ import pytest
 from scipy.optimize import nnls
 
 from cost_models import load_cost_model
-from cost_models.calibrate import design, fit_exports, robust_nnls
+from cost_models.calibrate import design, fit_tasks, robust_nnls
 from harness.cli import main
-from oracles.label_studio import task_actions
+from oracles.label_studio_export import task_actions, task_rows
 from tests.oracles.scripted_annotator import FIXTURE, choice, point, rect
 
 TRUE = {"full_image": 140.0, "verify_box": 2.4, "draw_box": 28.0, "verify_class": 3.1,
@@ -110,7 +110,7 @@ def test_the_robust_fit_is_what_survives_the_outliers():
     assert np.max(np.abs(plain / truth - 1)) > 0.10
     assert np.max(np.abs(robust / truth - 1)) < 0.10
     assert (weights < 1).sum() >= 0.05 * len(y)  # the left-open tasks were weighted down
-    assert fit_exports([tasks]).prices == pytest.approx(dict(zip(kinds, robust, strict=True)))
+    assert fit_tasks(task_rows(tasks)).prices == pytest.approx(dict(zip(kinds, robust, strict=True)))
 
 
 def test_calibrate_refuses_exports_without_harness_tasks(tmp_path, capsys):
@@ -147,7 +147,7 @@ def test_kinds_that_always_occur_together_are_not_given_invented_prices(tmp_path
     fitted = tomllib.loads(out.read_text())
     assert set(fitted) == {"verify_box"}
     assert fitted["verify_box"] == pytest.approx(TRUE["verify_box"], rel=0.10)
-    fit = fit_exports([tasks])
+    fit = fit_tasks(task_rows(tasks))
     assert fit.tied == [["draw_box", "verify_class", "assign_class"]]
     assert fit.prices["draw_box"] == pytest.approx(28.0 + 3.1 + 9.0, rel=0.10)
 
@@ -159,7 +159,7 @@ def test_tasks_without_a_lead_time_are_skipped_and_counted(tmp_path, capsys):
     for task in tasks[:90]:
         del task["annotations"][0]["lead_time"]
     tasks[90]["annotations"][0]["lead_time"] = None
-    fit = fit_exports([tasks])
+    fit = fit_tasks(task_rows(tasks))
     assert fit.skipped == 91 and fit.tasks == 209
     for kind, price in fit.prices.items():
         assert price == pytest.approx(TRUE[kind], rel=0.10), kind

@@ -1,10 +1,13 @@
 """A scripted person for the Label Studio round trip: reads tasks.json, answers every task from
 ground truth by the DeLR paper's rules, and writes what Label Studio's JSON export would hold.
 
-It knows only the task fields (image_id, kind, box, crop, label, ask_class), the dataset's
-ground truth and the paper's rules (IoU >= 0.7 keep, < 0.3 drop, else correct when the true box
-lies in the region enlarged twice, else drop; class against the matched box). It shares no
-code with the harness's oracle, so a round trip that agrees with `--oracle paper` tests both.
+It knows only the task fields (image_id, kind, box, crop, label, ask_class, annotated), the
+dataset's ground truth and the paper's rules as the harness states them (IoU >= 0.7 keep, < 0.3
+drop, else correct: to the true box when the shown crop holds it, else to its part inside the
+crop when that has IoU >= 0.7 with it, else drop; class against the matched box), and it boxes
+no object twice: not one framed in the picture (`annotated`: an object whose best match is a
+framed box with IoU >= 0.3), nor one it boxed in an earlier task of the same export. It shares
+no code with the harness's oracle, so a round trip that agrees with `--oracle paper` tests both.
 
 Every task and annotation takes its keys from the real export in tests/fixtures/label_studio/
 (Label Studio 1.23.2), so the importer reads the format a server writes, not a guess.
@@ -69,34 +72,52 @@ class Truth:
                                          (int(pool.widths[i]), int(pool.heights[i])))
 
 
-def answer(data: dict, truth: Truth) -> tuple[list, list[str]]:
-    """(result[], the actions it implies) for one task, by the paper's rules."""
+def best_of(box, boxes) -> tuple[int, float]:
+    ious = [iou(box, b) for b in boxes]
+    return (int(np.argmax(ious)), max(ious)) if ious else (-1, 0.0)
+
+
+def answer(data: dict, truth: Truth, boxed: set | None = None) -> tuple[list, list[str]]:
+    """(result[], the actions it implies) for one task, by the paper's rules. `boxed`: the
+    (image id, object) pairs this person boxed in earlier tasks; the task's own are added."""
     boxes, names, (w, h) = truth.by_id[data["image_id"]]
+    boxed = set() if boxed is None else boxed
+    image = data["image_id"]
+    done = {k for k in range(len(boxes)) if (image, k) in boxed}
+    for framed in data.get("annotated", []):
+        k, v = best_of(framed, boxes)
+        if k >= 0 and v >= 0.3:
+            done.add(k)
     kind = data["kind"]
     if kind == "full_image":
         whole = [0, 0, w, h]
-        return [rect(b, whole, n) for b, n in zip(boxes, names, strict=True)], ["full_image"]
+        new = [k for k in range(len(boxes)) if k not in done]
+        boxed.update((image, k) for k in new)
+        return [rect(boxes[k], whole, names[k]) for k in new], ["full_image"]
     if kind in ("click", "point"):
         whole = [0, 0, w, h]
-        centres = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in boxes]
-        return [point(c, whole, n) for c, n in zip(centres, names, strict=True)], \
-            [kind] * len(boxes)
+        new = [k for k in range(len(boxes)) if k not in done]
+        centres = [((boxes[k][0] + boxes[k][2]) / 2, (boxes[k][1] + boxes[k][3]) / 2) for k in new]
+        return [point(c, whole, names[k]) for c, k in zip(centres, new, strict=True)], \
+            [kind] * len(new)
     shown, crop = data["box"], data["crop"]
-    ious = [iou(shown, b) for b in boxes]
-    best = int(np.argmax(ious)) if ious else -1
+    best, v = best_of(shown, boxes)
     result, acts, right = [], [], names[best] if best >= 0 else None
     if kind == "verify_box":
-        v = ious[best] if best >= 0 else 0.0
-        centre, half = np.add(shown[:2], shown[2:]) / 2, np.subtract(shown[2:], shown[:2])
-        region = [*(centre - half), *(centre + half)]
-        inside = best >= 0 and all(boxes[best][:2] >= region[:2]) and \
-            all(boxes[best][2:] <= region[2:])
-        verdict = "yes" if v >= 0.7 else "no" if v < 0.3 or not inside else "corrected"
+        verdict, final = ("yes", shown) if v >= 0.7 else ("no", None)
+        if 0.3 <= v < 0.7:  # what can be drawn in the crop: all of the box, or its visible part
+            g = boxes[best]
+            part = [min(max(g[0], crop[0]), crop[2]), min(max(g[1], crop[1]), crop[3]),
+                    min(max(g[2], crop[0]), crop[2]), min(max(g[3], crop[1]), crop[3])]
+            if iou(part, g) >= 0.7 or list(part) == list(g):
+                verdict, final = "corrected", part
+        if verdict != "no" and best in done:  # boxed already: a duplicate
+            verdict = "no"
         result.append(choice("box_ok", verdict))
         acts.append("verify_box")
         if verdict == "no":
             return result, acts
-        final = shown if verdict == "yes" else list(boxes[best])
+        boxed.add((image, best))
         if verdict == "corrected":
             acts.append("draw_box")
         if not data["ask_class"]:
@@ -115,16 +136,20 @@ def answer(data: dict, truth: Truth) -> tuple[list, list[str]]:
 
 def export(tasks: list, truth: Truth, project: int = 1, cancel=(), lead=None,
            first_id: int = 1) -> list:
-    """The JSON export of a project holding `tasks`, answered by `answer`. lead(actions) -> the
+    """The JSON export of a project holding `tasks`, answered by `answer` in order, by a person
+    who remembers the objects boxed in earlier (answered) tasks. lead(actions) -> the
     seconds the task took (default: the PRICES of its actions); queries in `cancel` are
     skipped (was_cancelled)."""
     template = json.loads(FIXTURE.read_text())[0]
     lead = lead or (lambda acts: float(sum(PRICES[a] for a in acts)))
-    out = []
+    out, boxed = [], set()
     for k, task in enumerate(tasks):
         tid = first_id + k
-        result, acts = answer(task["data"], truth)
+        mine = set(boxed)
+        result, acts = answer(task["data"], truth, mine)
         cancelled = task["data"]["query"] in cancel or not acts
+        if not cancelled:  # a skipped task boxed nothing
+            boxed = mine
         entry = copy.deepcopy(template)
         ann = entry["annotations"][0]
         ann.update(id=tid, result=[] if cancelled else result, was_cancelled=cancelled,

@@ -66,6 +66,8 @@ def test_needs_delr(runs_root):
         fig_regime.data(load_runs(runs_root))
 
 
-def test_a_setting_outside_the_regimes_keeps_its_own_name():
+def test_a_regime_is_named_by_its_run_config():
+    """The name comes from config.yaml (the experiment `reproduce regime` names after the
+    regime); a run without an experiment keeps its setting as its name."""
     assert fig_regime.regime_name({"dataset": "voc:/x", "preset": "paper"}) == "voc:/x, paper"
-    assert fig_regime.regime_name({**REGIMES["weak"], "seed": 3}) == "weak"
+    assert fig_regime.regime_name({**REGIMES["weak"], "experiment": "weak", "seed": 3}) == "weak"

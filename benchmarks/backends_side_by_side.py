@@ -24,8 +24,8 @@ def measure(name: str, minutes: float, seed: int) -> dict:
     """Train `name` on the whole digits pool for `minutes`, then evaluate (in this process)."""
     from harness.backends.base import TrainControl, TrainingSet
     from harness.datasets import load_dataset
-    from harness.evaluation import evaluate
-    from harness.registry import BACKENDS
+    from harness.campaign.evaluation import evaluate
+    from harness.core.registry import BACKENDS
 
     ds = load_dataset("digits")
     pool, test = ds.pool_and_test()
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     if args.child:
         print(json.dumps(measure(args.child, args.minutes, args.seed)), flush=True)
         return 0
-    from harness.registry import BACKENDS
+    from harness.core.registry import BACKENDS
 
     names = args.backends.split(",") if args.backends else BACKENDS.names()
     rows = []

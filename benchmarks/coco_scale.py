@@ -10,13 +10,13 @@ and drops them in realistic shares; one in five is a box on the background. 2% o
 are already fully annotated (COCO's initial set), the budget is COCO's 2% per cycle at the
 full-image price, tau 0.7.
 
-Timed, as run_cycle does them (harness/loop.py):
+Timed, as run_cycle does them (harness/campaign/loop.py):
 - `delr_and_oracle_s`: DeLR's select (u_loc, u_cls, ranking; strategies/delr.py), the paper
   oracle's answers to every query (oracles/simulated.py) and the cost model's prices;
-- `budget_s`: the budget bookkeeping (harness/budget.py: cycle_budget, query_costs,
+- `budget_s`: the budget bookkeeping (harness/campaign/budget.py: cycle_budget, query_costs,
   affordable_prefix) and cutting queries and answers to what the budget bought;
 - `action_log_s`: the cycle's action log as written (actions frame, then
-  harness.io.write_parquet_atomic).
+  harness.core.io.write_parquet_atomic).
 Each is the fastest of 3 repeats (`first_run`: the first, in a cold process, for step 1).
 The per-box Python loop (`python_loop`) does what the first does (ranking, answers, action
 log, prices), one detection at a time in plain Python, on a random subsample of the candidate detections (fastest of 3 too); its seconds per detection
@@ -48,13 +48,13 @@ sys.path.insert(0, str(ROOT))
 
 from cost_models import load_cost_model  # noqa: E402
 from cost_models.paper import DatasetStats  # noqa: E402
-from harness.budget import affordable_prefix, cycle_budget, query_costs  # noqa: E402
-from harness.config import RunConfig  # noqa: E402
+from harness.campaign.budget import affordable_prefix, cycle_budget, query_costs  # noqa: E402
+from harness.campaign.config import RunConfig  # noqa: E402
 from harness.datasets.base import ImageSet  # noqa: E402
-from harness.io import write_parquet_atomic  # noqa: E402
-from harness.labels import LabelTable  # noqa: E402
-from harness.predictions import PoolPredictions  # noqa: E402
-from harness.queries import actions_frame  # noqa: E402
+from harness.core.io import write_parquet_atomic  # noqa: E402
+from harness.core.labels import LabelTable  # noqa: E402
+from harness.core.predictions import PoolPredictions  # noqa: E402
+from harness.core.queries import actions_frame  # noqa: E402
 from oracles.base import CORRECT, DONE, DROP, FIX, KEEP, answers_prefix  # noqa: E402
 from oracles.simulated import SimulatedAnnotator  # noqa: E402
 from strategies.base import PoolState  # noqa: E402

@@ -1,14 +1,14 @@
 """How often a box the annotator would correct has its ground truth reaching beyond the region
 the question shows (the pseudo box enlarged twice, DeLR's rule), on the default job's setting.
 
-The loop's own path: a Campaign built from `harness.config.resolve` (digits:scenes, the cpu
+The loop's own path: a Campaign built from `harness.campaign.config.resolve` (digits:scenes, the cpu
 preset, DeLR, the paper's annotator), its initial set and cycle-0 model (`Campaign.fit`: the
 shared cycle-0 model, trained here unless OUT/_shared holds it), the pool predictions a cycle
-hands the strategy (`harness.loop.strategy_inputs`), and of them the confident open detections
-(score >= tau on images not fully annotated, not settled: what DeLR may ask). Of those the
+hands the strategy (`harness.campaign.loop.strategy_inputs`), and of them the confident open
+detections (score >= tau on images not fully annotated, not settled: what DeLR may ask). Of those the
 annotator would correct (IoU_bg 0.3 <= IoU < IoU_pos 0.7 with the best ground truth), it counts
 - `beyond_region`: the truth is not inside the shown crop (oracles/label_studio.py `region_of`,
-  whole pixels outward, clipped to the image: harness.boxes.shown_regions);
+  whole pixels outward, clipped to the image: harness.core.boxes.shown_regions);
 - `beyond_exact_2x`: not inside the exact 2x box (the rule before, in floats, unclipped);
 - of `beyond_region`, `visible_part_kept` (the part inside the crop has IoU >= 0.7 with the
   truth: the annotator now draws that part, verify_box + draw_box) and `dropped` (answered drop,
@@ -44,10 +44,10 @@ def cpu_model() -> str:
 
 
 def measure(seed: int, out: str, **options) -> dict:
-    from harness.boxes import best_match, iou_pairwise
-    from harness.config import resolve
-    from harness.labels import LabelTable
-    from harness.loop import Campaign, strategy_inputs
+    from harness.campaign.config import resolve
+    from harness.campaign.loop import Campaign, strategy_inputs
+    from harness.core.boxes import best_match, iou_pairwise
+    from harness.core.labels import LabelTable
     from oracles.simulated import clip_to
 
     cfg = resolve(None, dataset="digits:scenes", preset="cpu", oracle="paper", seed=seed,

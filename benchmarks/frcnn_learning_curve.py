@@ -17,8 +17,8 @@ import numpy as np
 from harness.backends.base import TrainControl, TrainingSet
 from harness.backends.frcnn import FasterRCNNBackend
 from harness.datasets import load_dataset
-from harness.evaluation import evaluate
-from harness.pseudo_quality import pseudo_label_quality
+from harness.campaign.evaluation import evaluate
+from harness.campaign.pseudo_quality import pseudo_label_quality
 
 
 def main() -> None:

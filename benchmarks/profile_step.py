@@ -75,7 +75,7 @@ def top_ops(events, k: int, total_us: float) -> list[tuple[str, float, float]]:
 def profile_backend(name: str, iterations: int, top: int, predict_images: int) -> dict:
     from harness.backends.base import TrainControl
     from harness.datasets.digits import DigitsConfig, build_digits
-    from harness.registry import BACKENDS
+    from harness.core.registry import BACKENDS
 
     split = build_digits(DigitsConfig(pool_size=max(64, predict_images), test_size=8)
                          ).splits["pool"]
@@ -134,8 +134,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
-    from harness.environment import cpu_model
-    from harness.registry import BACKENDS
+    from harness.campaign.environment import cpu_model
+    from harness.core.registry import BACKENDS
 
     torch.set_num_threads(args.threads)
     print(f"# {cpu_model()}, {args.threads} threads, torch {torch.__version__}\n", flush=True)

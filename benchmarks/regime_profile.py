@@ -1,7 +1,7 @@
 """The cycle-0 model's Fig. 1 profile in each regime: what the calibrated setting is tuned on.
 
 Trains (or loads, from the shared cycle-0 cache under --out) the cycle-0 model of a regime
-exactly as a run does (harness.loop.Campaign), predicts the open pool images and prints the
+exactly as a run does (harness.campaign.loop.Campaign), predicts the open pool images and prints the
 share of confident pseudo boxes (score >= tau) per IoU case, class accuracy per case and
 pseudo recall; the paper's Fig. 1 (VOC, ImageNet backbone, 5 % labelled): IoU > 0.7 53.2 %,
 class accuracy there 94.9 %. Only this profile is ever used to choose the calibrated setting,
@@ -20,9 +20,9 @@ import numpy as np
 
 
 def profile(options: dict, out: str, pool_images: int | None) -> dict:
-    from harness.config import resolve
-    from harness.loop import Campaign, predict_pool
-    from harness.pseudo_quality import pseudo_label_quality
+    from harness.campaign.config import resolve
+    from harness.campaign.loop import Campaign, predict_pool
+    from harness.campaign.pseudo_quality import pseudo_label_quality
 
     cfg = resolve(None, strategy="ssod", cycles=0, out=out, **options)
     camp = Campaign.build(cfg, echo=print, progress=False)
@@ -50,7 +50,7 @@ def profile(options: dict, out: str, pool_images: int | None) -> dict:
 
 
 def main() -> None:
-    from harness.presets import REGIMES
+    from harness.experiments.presets import REGIMES
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--regime", action="append", choices=list(REGIMES))
@@ -76,7 +76,7 @@ def main() -> None:
         import ast
         import dataclasses
 
-        from harness.registry import BACKENDS
+        from harness.core.registry import BACKENDS
 
         changes = {k: ast.literal_eval(v) for k, v in (i.split("=", 1) for i in args.backend_set)}
         for b in ("frcnn", "retinanet"):

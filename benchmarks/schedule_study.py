@@ -1,7 +1,7 @@
 """Cycle-0 AP50 against training seconds, for training schedules of the default job's detector.
 
-Each setting trains the cycle-0 model exactly as a compare's cycle 0 does (harness.loop.Campaign:
-the same initial set, preset, batches and seed stream), with the iterations, peak learning rate
+Each setting trains the cycle-0 model exactly as a compare's cycle 0 does
+(harness.campaign.loop.Campaign: the same initial set, preset, batches and seed stream), with the iterations, peak learning rate
 and warm-up it names, for each seed; then it measures the test AP50 and the cycle-0 error profile
 (benchmarks/regime_profile.py's Fig. 1 shares, on a seeded subsample of the open pool images).
 Written to OUT/schedule.csv, drawn to OUT/schedule.png (AP50 against training seconds, mean and
@@ -34,10 +34,10 @@ def parse_setting(text: str) -> dict:
 
 def one_fit(setting: dict, seed: int, options: dict, pool_images: int, out: Path) -> dict:
     from harness.backends.base import TrainingSet
-    from harness.config import resolve
-    from harness.evaluation import evaluate
-    from harness.loop import Campaign
-    from harness.pseudo_quality import pseudo_label_quality
+    from harness.campaign.config import resolve
+    from harness.campaign.evaluation import evaluate
+    from harness.campaign.loop import Campaign
+    from harness.campaign.pseudo_quality import pseudo_label_quality
 
     cfg = resolve(None, strategy="ssod", cycles=0, seed=seed, out=str(out / "runs"), **options)
     camp = Campaign.build(cfg, echo=lambda *_: None, progress=False)
@@ -85,7 +85,7 @@ def plot(frame: pd.DataFrame, path: Path, title: str) -> None:
 
 
 def main(argv=None) -> int:
-    from harness.environment import cpu_model
+    from harness.campaign.environment import cpu_model
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--setting", action="append", required=True,

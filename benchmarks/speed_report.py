@@ -57,7 +57,7 @@ def fit_flops(make, data, control_for) -> float:
 def measure(name: str, iterations: int, threads: int) -> dict:
     from harness.backends.base import TrainControl, TrainingSet
     from harness.datasets.digits import DigitsConfig, build_digits
-    from harness.registry import BACKENDS
+    from harness.core.registry import BACKENDS
 
     torch.set_num_threads(threads)
     split = build_digits(DigitsConfig(pool_size=200, test_size=8)).splits["pool"]
@@ -93,8 +93,8 @@ def main(argv=None) -> int:
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2, help="as the harness's --threads")
     args = ap.parse_args(argv)
-    from harness.environment import cpu_model
-    from harness.registry import BACKENDS
+    from harness.campaign.environment import cpu_model
+    from harness.core.registry import BACKENDS
 
     peak = matmul_gflops(args.threads)
     print(f"{cpu_model()}, {args.threads} threads: float32 matmul {peak:.1f} GFLOP/s",

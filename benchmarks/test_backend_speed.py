@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from harness.backends.base import TrainControl, TrainingSet
+from harness.core.registry import BACKENDS
 from harness.datasets.digits import DigitsConfig, build_digits
-from harness.registry import BACKENDS
 
 BATCH = 8
 ITERATIONS = 20

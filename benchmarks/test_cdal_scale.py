@@ -11,8 +11,8 @@ from fresh_process import run_script
 SCRIPT = r"""
 import json, resource, time
 import numpy as np
-from harness.labels import LabelTable
-from harness.predictions import PoolPredictions
+from harness.core.labels import LabelTable
+from harness.core.predictions import PoolPredictions
 from strategies.base import PoolState
 from strategies.cdal import ContextualDiversity
 rng = np.random.default_rng(0)

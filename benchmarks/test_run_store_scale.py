@@ -17,8 +17,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from harness.queries import actions_frame
-from harness.run_store import RunStore, count_actions
+from harness.core.queries import actions_frame
+from harness.campaign.run_store import RunStore, count_actions
 
 CYCLES, ACTIONS = 16, 60_000
 CLASSES = [f"c{i}" for i in range(80)]

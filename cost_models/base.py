@@ -8,9 +8,9 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from harness.errors import ConfigError
-from harness.queries import ACTION_KINDS
-from harness.registry import COST_MODELS
+from harness.core.errors import ConfigError
+from harness.core.queries import ACTION_KINDS
+from harness.core.registry import COST_MODELS
 
 
 class CostModel:

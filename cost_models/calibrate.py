@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import nnls
 
-from harness.errors import HarnessError
-from harness.queries import ACTION_KINDS
+from harness.core.errors import HarnessError
+from harness.core.queries import ACTION_KINDS
 
 HUBER_K = 1.345  # 95% efficiency at the normal distribution
 MAD_SCALE = 1.4826  # median absolute deviation -> standard deviation at the normal
@@ -134,7 +134,7 @@ def calibrate_command(tasks: list[TaskRow], sources: list[str], out: str, family
     from rich.table import Table
 
     from cost_models.paper import DatasetStats, family_table
-    from harness.io import write_text_atomic
+    from harness.core.io import write_text_atomic
 
     fit = fit_tasks(tasks)
     stats = DatasetStats(classes, objects) if classes and objects else None

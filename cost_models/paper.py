@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.errors import ConfigError
-from harness.registry import COST_MODELS
+from harness.core.errors import ConfigError
+from harness.core.registry import COST_MODELS
 from cost_models.base import CostModel
 
 # seconds per action; each number's source is beside it

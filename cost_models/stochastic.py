@@ -6,8 +6,8 @@ import numpy as np
 
 from cost_models.base import CostModel
 from cost_models.paper import DatasetStats, family_table
-from harness.errors import ConfigError
-from harness.registry import COST_MODELS
+from harness.core.errors import ConfigError
+from harness.core.registry import COST_MODELS
 
 
 @COST_MODELS.register("stochastic")

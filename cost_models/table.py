@@ -13,8 +13,8 @@ import yaml
 
 from cost_models.base import CostModel, check_table
 from cost_models.paper import DatasetStats, family_table
-from harness.errors import ConfigError
-from harness.registry import COST_MODELS
+from harness.core.errors import ConfigError
+from harness.core.registry import COST_MODELS
 
 
 def read_table(path: Path) -> dict:

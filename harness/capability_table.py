@@ -7,7 +7,7 @@ before a run, and what it then needs is compared with what the backend has.
 
 from __future__ import annotations
 
-from harness.registry import BACKENDS, STRATEGIES
+from harness.core.registry import BACKENDS, STRATEGIES
 
 RUNS = "yes"
 

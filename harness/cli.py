@@ -14,9 +14,9 @@ import warnings
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import HarnessError, HarnessWarning
-from harness.human_cli import add_commands as add_human_commands, add_label_studio_option
-from harness.registry import ALL, describe
+from harness.core.errors import HarnessError, HarnessWarning
+from harness.human.commands import add_commands as add_human_commands, add_label_studio_option
+from harness.core.registry import ALL, describe
 
 
 def plugin_catalogue() -> dict[str, dict[str, dict]]:
@@ -157,7 +157,7 @@ def add_verdict_options(p: argparse.ArgumentParser, metric: bool = True) -> None
 
 
 def add_executor_options(p: argparse.ArgumentParser) -> None:
-    """Where the grid's runs execute (harness/executors.py)."""
+    """Where the grid's runs execute (harness/experiments/executors.py)."""
     p.add_argument("--executor", default="local", choices=["local", "ray"],
                    help="local (default): this machine; ray: one Ray task per run")
     p.add_argument("--jobs", type=int, help="local: runs at once, each in its own process "
@@ -167,14 +167,14 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
 
 
 def _executor(args):
-    from harness.executors import make_executor
+    from harness.experiments.executors import make_executor
 
     return make_executor(args.executor, args.jobs, args.ray_address)
 
 
 def _run_grid(args, configs):
     """run_grid through the executor the command line asked for, closed afterwards."""
-    from harness.compare import run_grid
+    from harness.experiments.compare import run_grid
 
     executor = _executor(args)
     try:
@@ -193,8 +193,8 @@ RUN_FIELDS = ("dataset", "data_root", "backend", "preset", "weights", "cycles", 
 def run_config(args, base=None, **extra):
     import yaml
 
-    from harness.config import resolve
-    from harness.errors import ConfigError
+    from harness.campaign.config import resolve
+    from harness.core.errors import ConfigError
 
     flags = {k: getattr(args, k) for k in RUN_FIELDS}
     if args.cycle_budget_hours is not None:
@@ -207,10 +207,10 @@ def run_config(args, base=None, **extra):
         params[key] = yaml.safe_load(value)
     if params:
         flags["strategy_params"] = params
-    from harness.presets import PRESETS as EXPERIMENT_PRESETS
+    from harness.experiments.presets import PRESETS as EXPERIMENT_PRESETS
 
     if flags.get("preset") in EXPERIMENT_PRESETS:
-        from harness.presets import preset_options
+        from harness.experiments.presets import preset_options
 
         base = preset_options(flags.pop("preset"))  # an experiment preset: paper-voc, ...
     return resolve(args.config, base, experiment_presets=EXPERIMENT_PRESETS, **flags, **extra)
@@ -221,7 +221,7 @@ def _echo(args):
 
 
 def cmd_run(args) -> int:
-    from harness.compare import run_grid
+    from harness.experiments.compare import run_grid
 
     cfg = run_config(args, strategy=args.strategy, seed=args.seed)
     exp, failures = run_grid([cfg], _echo(args), progress=not args.quiet)
@@ -233,7 +233,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from harness.presets import parse_sweep
+    from harness.experiments.presets import parse_sweep
 
     base = run_config(args)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
@@ -246,7 +246,7 @@ def run_study(args, base, strategies, seeds, sweep, settings=None) -> int:
     one experiment folder per setting, each with its summary and curves."""
     import pandas as pd
 
-    from harness.compare import ap_per_hour_table, experiment_dirs, grid, sweep_settings
+    from harness.experiments.compare import ap_per_hour_table, experiment_dirs, grid, sweep_settings
 
     settings = settings or sweep_settings(base, sweep)
     configs = [c for cfg in settings for c in grid(cfg, strategies, seeds)]
@@ -295,9 +295,9 @@ def cmd_reproduce(args) -> int:
     import dataclasses
     from pathlib import Path
 
-    from harness.config import validate
-    from harness.presets import (parse_sweep, preset_for, preset_options, regime_settings,
-                                 study)
+    from harness.campaign.config import validate
+    from harness.experiments.presets import (parse_sweep, preset_for, preset_options,
+                                             regime_settings, study)
     from reports.figures import make_figures, parse_formats, parse_names
 
     spec = study(args.name)
@@ -329,9 +329,9 @@ def cmd_ssod_check(args) -> int:
     import dataclasses
     from pathlib import Path
 
-    from harness.config import short_dataset_name
-    from harness.io import write_csv_atomic
-    from harness.ssod_check import VARIANTS, check_configs
+    from harness.campaign.config import short_dataset_name
+    from harness.core.io import write_csv_atomic
+    from harness.experiments.ssod_check import VARIANTS, check_configs
     from reports.ssod_gain import gain_table, gain_text
 
     base = run_config(args)
@@ -358,7 +358,7 @@ def cmd_pretrain(args) -> int:
     import json
 
     from harness.backends.frcnn import pretrained_backbone
-    from harness.registry import BACKENDS
+    from harness.core.registry import BACKENDS
 
     backend = BACKENDS.get(args.backend)
     config = backend.preset_config(args.preset)
@@ -375,8 +375,8 @@ def cmd_pretrain(args) -> int:
 def cmd_resume(args) -> int:
     from pathlib import Path
 
-    from harness.config import resolve
-    from harness.errors import ConfigError
+    from harness.campaign.config import resolve
+    from harness.core.errors import ConfigError
 
     root = Path(args.dir)
     found = [root / "config.yaml"] if (root / "config.yaml").is_file() else \
@@ -499,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "(default: the best every run reaches)")
     p.add_argument("--no-report", action="store_true", help="do not write report.html")
     p.set_defaults(func=cmd_figures)
-    add_human_commands(sub)  # answers import|pull, costs calibrate (harness/human_cli.py)
+    add_human_commands(sub)  # answers import|pull, costs calibrate (harness/human/commands.py)
     return parser
 
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.labels import LabelTable
-from harness.queries import Queries
+from harness.core.labels import LabelTable
+from harness.core.queries import Queries
 
 # verdict codes (int8 columns; strings only in the written log)
 # UNUSED: a click or point the annotator made (and was paid for) that no detection could
-# turn into a training box (set by harness.label_update.mark_unused_weak_labels)
+# turn into a training box (set by harness.campaign.label_update.mark_unused_weak_labels)
 NONE, KEEP, DROP, CORRECT, FIX, DONE, UNUSED = -1, 0, 1, 2, 3, 4, 5
 OUTCOME_NAMES = {KEEP: "keep", DROP: "drop", CORRECT: "correct", FIX: "fix", DONE: "done",
                  UNUSED: "unused"}
@@ -69,7 +69,7 @@ class Oracle:
     `python -m harness answers import`.
 
     `labels` are the run's current labels: an object one of their human boxes claims
-    (harness.labels.CLAIMS) was annotated already, and a question about it gets no new box and
+    (harness.core.labels.CLAIMS) was annotated already, and a question about it gets no new box and
     costs only its cheap part (the paper's annotator, oracles/simulated.py, says how).
     """
 

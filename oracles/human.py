@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.boxes import best_match
-from harness.io import write_text_atomic
-from harness.labels import CLAIMS, LabelTable
-from harness.queries import Queries, QueryKind
-from harness.registry import ORACLES
-from harness.run_store import RunStore
+from harness.core.boxes import best_match
+from harness.core.io import write_text_atomic
+from harness.core.labels import CLAIMS, LabelTable
+from harness.core.queries import Queries, QueryKind
+from harness.core.registry import ORACLES
+from harness.campaign.run_store import RunStore
 from oracles.base import CORRECT, DROP, FIX, KEEP, NONE, Answers
 from oracles.label_studio import AnswerFileError, TaskAnswer, build_tasks, label_config
 from oracles.simulated import SimulatedAnnotator, first_claims

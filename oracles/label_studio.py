@@ -38,9 +38,9 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 from PIL import Image, ImageDraw
 
-from harness.boxes import shown_regions
-from harness.errors import HarnessError
-from harness.queries import QueryKind
+from harness.core.boxes import shown_regions
+from harness.core.errors import HarnessError
+from harness.core.queries import QueryKind
 from oracles.label_studio_export import (  # noqa: F401  (re-exported: the export format)
     PROMPTS, AnswerFileError, annotator, lead_seconds, read_export, task_actions)
 
@@ -87,7 +87,7 @@ def label_config(classes) -> str:
 def region_of(box: np.ndarray, width: int, height: int, scale: float = REGION_SCALE):
     """The shown region of a pseudo box: enlarged `scale` times around its centre, clipped to
     the image, on whole pixels (outward), at least one pixel wide: [x1, y1, x2, y2] ints. The
-    simulated annotator judges corrections in the same region (harness.boxes.shown_regions)."""
+    simulated annotator judges corrections in the same region (harness.core.boxes.shown_regions)."""
     return [int(v) for v in shown_regions(box, width, height, scale)[0]]
 
 

@@ -1,7 +1,7 @@
 """A Label Studio JSON export: its task format, the questions' prompts, reading the file, and
 the actions of one answered task. Shared by the two sides that read exports: the human oracle
 (oracles/label_studio.py builds the tasks and parses answers against the run that asked) and
-price calibration (`costs calibrate`, harness/human_cli.py), which turns an export into plain
+price calibration (`costs calibrate`, harness/human/commands.py), which turns an export into plain
 rows of action counts and seconds for cost_models/calibrate.py, so that no cost model knows the
 annotation tool.
 
@@ -16,7 +16,7 @@ import json
 import math
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 PROMPTS = {
     "verify_box": "Is the box right? yes: keep it; no: nothing to box here; corrected: fix the "

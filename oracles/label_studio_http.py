@@ -15,7 +15,7 @@ import os
 import urllib.error
 import urllib.request
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 TOKEN_VARIABLE = "LABEL_STUDIO_API_KEY"
 URL_VARIABLE = "LABEL_STUDIO_URL"

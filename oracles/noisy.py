@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.errors import ConfigError
-from harness.registry import ORACLES
+from harness.core.errors import ConfigError
+from harness.core.registry import ORACLES
 from oracles.simulated import SimulatedAnnotator
 
 

@@ -8,14 +8,14 @@ Class verification compares with the matched box's class (verify_class, + assign
 
 A correction is what a person can draw in what they are shown. The question shows the pseudo
 box enlarged twice (the paper's rule), clipped to the image, on whole pixels: the region of
-harness.boxes.shown_regions, the very pixels a Label Studio task crops. A ground-truth box inside
-it is drawn as it is. One that reaches beyond it can be drawn only up to the region's edge
+harness.core.boxes.shown_regions, the very pixels a Label Studio task crops. A ground-truth box
+inside it is drawn as it is. One that reaches beyond it can be drawn only up to the region's edge
 (Label Studio clips coordinates to the shown crop): the annotator draws that visible part when
 it is as good a box as one they would keep (its IoU with the truth >= IoU_pos + u_pos, the same
 draw), and otherwise answers drop ("no valid box within the offered region", the paper's drop).
 A person (oracles/human.py) is asked to follow the same rule, so both give the same answer.
 
-No object is paid for twice. A human box of the run's labels (harness.labels.CLAIMS: verified,
+No object is paid for twice. A human box of the run's labels (harness.core.labels.CLAIMS: verified,
 corrected, drawn in a full image, extreme clicks) claims the ground-truth object it best matches
 (IoU >= IoU_bg); within one batch, so does an earlier question's answer, in query order. Then
 - a verify_box that would keep or correct a box of a claimed object is answered drop, as a
@@ -42,12 +42,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.boxes import best_match, iou_pairwise, shown_regions
+from harness.core.boxes import best_match, iou_pairwise, shown_regions
 from harness.datasets.base import ImageSet
-from harness.errors import ConfigError
-from harness.labels import CLAIMS, LabelTable
-from harness.queries import QueryKind, Queries
-from harness.registry import ORACLES
+from harness.core.errors import ConfigError
+from harness.core.labels import CLAIMS, LabelTable
+from harness.core.queries import QueryKind, Queries
+from harness.core.registry import ORACLES
 from oracles.base import CORRECT, DONE, DROP, FIX, KEEP, NONE, Answers, Oracle
 from oracles.extreme_clicks import extreme_click_boxes, random_points
 
@@ -161,7 +161,7 @@ class SimulatedAnnotator(Oracle):
 
     # -- the three answers ---------------------------------------------------------------
     def regions(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """(Q, 4) the region each box question shows (harness.boxes.shown_regions)."""
+        """(Q, 4) the region each box question shows (harness.core.boxes.shown_regions)."""
         size = self.image_size[image]
         return shown_regions(boxes, size[:, 0], size[:, 1], self.region_scale)
 

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harness.errors import HarnessError  # noqa: E402
+from harness.core.errors import HarnessError  # noqa: E402
 from reports import verdicts  # noqa: E402
 from reports.output import Skip, save_figure  # noqa: E402
 from reports.runs import Runs  # noqa: E402

@@ -2,8 +2,8 @@
 
 The paper's claim: for the same budget, decoupled verification gives cleaner labels than full
 annotation of fewer images, so the DeLR model confuses classes less. Drawn from each run's
-confusion.parquet (harness.evaluation.confusion_matrix, saved every cycle): ground-truth class
-by detected class, with a background row (false positives) and column (misses), at the last
+confusion.parquet (harness.campaign.evaluation.confusion_matrix, saved every cycle):
+ground-truth class by detected class, with a background row (false positives) and column (misses), at the last
 cycle every compared run reached (the same cycle for both, so equal budgets), summed over seeds
 and normalised per ground-truth row.
 """

@@ -16,7 +16,7 @@ from typing import Callable
 
 import pandas as pd
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from reports import (fig1, fig_aubc, fig_classes, fig_confusion, fig_curves, fig_pseudo,
                      fig_regime, html, tables, verdicts)
 from reports.output import FORMATS, Skip, save_data

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 # config keys that do not change what a run computes against its siblings in a plot
 NOT_SETTING = ("strategy", "strategy_params", "seed", "out", "experiment", "data_root",

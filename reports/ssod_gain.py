@@ -4,7 +4,7 @@ training at equal labels (the first table of every SSOD paper), from run folders
 The runs are `python -m harness ssod-check`'s: per seed, `random` with no new labels (so it is
 supervised-only retraining from the shared cycle-0 model on the same labelled set) in the
 experiment `supervised`, and `ssod` with the same labels in one experiment per recipe variant.
-Gain per seed = AP50(ssod, variant) - AP50(supervised) at the last cycle; its mean and paired
+Gain per seed = AP50(ssod, variant) - AP50(supervised) at cycle 1; its mean and paired
 95 % interval as reports/verdicts.py computes them.
 """
 
@@ -18,16 +18,19 @@ import pandas as pd
 from reports.verdicts import paired_interval, verdict
 
 SUPERVISED = "supervised"
+CYCLE = 1  # the check trains one cycle after the shared cycle-0 model
 
 
-def last_cycle(root: Path, experiment: str, strategy: str, metric: str) -> pd.Series:
-    """seed -> metric at the last cycle of each run of `strategy` in `experiment`."""
+def at_cycle(root: Path, experiment: str, strategy: str, metric: str,
+             cycle: int = CYCLE) -> pd.Series:
+    """seed -> metric at `cycle` of each run of `strategy` in `experiment` that reached it (a
+    run still training its cycle is left out, not read at cycle 0)."""
     out = {}
     for cycles in sorted((root / experiment / strategy).glob("seed*/cycles.csv")):
         table = pd.read_csv(cycles)
-        if len(table):
-            row = table.sort_values("cycle").iloc[-1]
-            out[int(row["seed"])] = float(row[metric])
+        row = table[table["cycle"] == cycle]
+        if len(row):
+            out[int(row["seed"].iloc[0])] = float(row[metric].iloc[0])
     return pd.Series(out, dtype=float)
 
 
@@ -36,10 +39,10 @@ def gain_table(root: str | Path, variants: list[str], metric: str = "ap50") -> p
     and verdict (better / worse / unclear, as for strategies). A variant with no paired seed
     says so in `note` instead of a number."""
     root = Path(root)
-    base = last_cycle(root, SUPERVISED, "random", metric)
+    base = at_cycle(root, SUPERVISED, "random", metric)
     rows = []
     for name in variants:
-        semi = last_cycle(root, f"ssod-{name}", "ssod", metric)
+        semi = at_cycle(root, f"ssod-{name}", "ssod", metric)
         seeds = sorted(set(base.index) & set(semi.index))
         diffs = np.array([semi[s] - base[s] for s in seeds])
         low, high = paired_interval(diffs)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import integrate, stats
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from reports.runs import NOT_SETTING, Runs
 
 CONFIDENCE = 0.95
@@ -262,7 +262,7 @@ def write_verdicts(runs: Runs, folder, metric: str = "ap50", reference: str = "r
     reference actually used (see choose_reference) and any note under "reference"."""
     from pathlib import Path
 
-    from harness.io import write_csv_atomic
+    from harness.core.io import write_csv_atomic
 
     folder = Path(folder)
     table = aubc_table(runs, metric)

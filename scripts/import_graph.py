@@ -2,8 +2,10 @@
 
     walk(root)         {module: {project modules it imports}} over PACKAGES and the top-level
                        modules of the repository
-    check(graph)       the messages for every import circle and every import across a
-                       boundary (BOUNDARIES); [] when the house is in order
+    check(graph)       the messages for every import circle, every import across a boundary
+                       (BOUNDARIES), every room of harness/ importing beyond what its
+                       docstring allows (LAYERS) and every import of an old path (MOVED);
+                       [] when the house is in order
     package_graph(g)   the same graph folded onto the packages a newcomer reads (GROUPS)
     mermaid(g)         a Mermaid flowchart of a folded graph
     diagram_block(g)   the generated part of docs/architecture.md (scripts/import_diagram.py)
@@ -18,7 +20,7 @@ What counts as an import:
   `__init__` Python runs first: a package's `__init__` that imports its own members to register
   them (`strategies/__init__.py`) would otherwise put every member in a circle with its siblings.
 - Dynamic imports are not seen: `importlib.import_module(name)` with a computed name and Python
-  entry points are the registries' plug-in mechanism (harness/registry.py loads the built-in
+  entry points are the registries' plug-in mechanism (harness/core/registry.py loads the built-in
   package of a kind when a name is first looked up), not a dependency of one module on another.
 - Imports of modules outside the project (numpy, torch, ...) are left out, and so is an import
   of a project module that does not exist (its import fails on its own).
@@ -38,19 +40,45 @@ PACKAGES = ("harness", "strategies", "oracles", "cost_models", "reports")
 BOUNDARIES: tuple[tuple[str, str, str], ...] = (
     ("strategies", "oracles", "a strategy asks questions; it never knows who answers them"),
     ("strategies", "harness.backends", "a strategy sees predictions, never the detector"),
-    ("strategies", "harness.loop", "the loop calls strategies, never the other way"),
-    ("reports", "harness.loop", "reports read result files only"),
+    ("strategies", "harness.campaign.loop", "the loop calls strategies, never the other way"),
+    ("reports", "harness.campaign.loop", "reports read result files only"),
     ("reports", "harness.backends", "reports read result files only"),
     ("reports", "oracles", "reports read result files only"),
-    ("reports", "harness.presets", "reports read result files only (a preset's meaning is in "
-                                   "each run's config.yaml)"),
+    ("reports", "harness.experiments.presets", "reports read result files only (a preset's "
+                                               "meaning is in each run's config.yaml)"),
     ("cost_models", "oracles", "a cost model prices actions; it knows no annotator nor "
                                "annotation tool"),
 )
 
+# what each room of harness/ may import from the project besides itself, as its __init__
+# docstring says: the rooms stack up (core, datasets, backends, campaign, then experiments and
+# human side by side; cli.py on top imports anything)
+PLUGINS = ("strategies", "oracles", "cost_models")
+LAYERS: dict[str, tuple[str, ...]] = {
+    "harness.core": (),
+    "harness.datasets": ("harness.core",),
+    "harness.backends": ("harness.core", "harness.datasets"),
+    "harness.campaign": ("harness.core", "harness.datasets", "harness.backends", *PLUGINS),
+    "harness.experiments": ("harness.core", "harness.datasets", "harness.backends",
+                            "harness.campaign", *PLUGINS, "reports"),
+    "harness.human": ("harness.core", "harness.datasets", "harness.backends",
+                      "harness.campaign", *PLUGINS),
+}
+
+# the flat paths of issue #25's move that outside code may still import (each a module that
+# warns and hands out the new one); nothing in the repository imports them
+MOVED: dict[str, str] = {
+    **{f"harness.{m}": f"harness.core.{m}"
+       for m in ("registry", "queries", "labels", "predictions", "boxes", "errors", "io")},
+    "harness.config": "harness.campaign.config",
+    "harness.loop": "harness.campaign.loop",
+    "harness.pretrain": "harness.backends.pretrain",
+}
+
 # the boxes of the package picture: a module belongs to the longest of these that prefixes it
-GROUPS = ("harness", "harness.backends", "harness.datasets", "strategies", "oracles",
-          "cost_models", "reports")
+GROUPS = ("harness", "harness.core", "harness.datasets", "harness.backends", "harness.campaign",
+          "harness.experiments", "harness.human", "strategies", "oracles", "cost_models",
+          "reports")
 
 
 def _under(module: str, prefix: str) -> bool:
@@ -201,16 +229,32 @@ def _knot(component: list[str], shown: int = 8) -> str:
 
 
 def check(graph: dict[str, set[str]],
-          boundaries: tuple[tuple[str, str, str], ...] = BOUNDARIES) -> list[str]:
-    """Every import circle and every import across a boundary, one message each."""
+          boundaries: tuple[tuple[str, str, str], ...] = BOUNDARIES,
+          layers: dict[str, tuple[str, ...]] = LAYERS,
+          moved: dict[str, str] = MOVED) -> list[str]:
+    """Every import circle, every import across a boundary or beyond a room's layer, and every
+    import of an old path, one message each. An import of an old path counts as one of the
+    module it hands out for the other checks."""
     messages = [f"import circle: {' -> '.join(_circle(graph, c))}" + _knot(c)
                 for c in cycles(graph)]
     for importer in sorted(graph):
-        for imported in sorted(graph[importer]):
+        if importer in moved:
+            continue  # the old path itself imports its new home, and nothing else
+        for named in sorted(graph[importer]):
+            imported = moved.get(named, named)
+            if imported != named:
+                messages.append(f"moved: {importer} imports {named}, an old path: import "
+                                f"{imported}")
             for low, high, why in boundaries:
                 if _under(importer, low) and _under(imported, high):
                     messages.append(f"boundary: {importer} imports {imported} ({low} never "
                                     f"imports {high}: {why})")
+            room = group_of(importer, tuple(layers))
+            if room in layers and not _under(imported, room) and \
+                    not any(_under(imported, allowed) for allowed in layers[room]):
+                allowed = ", ".join(layers[room]) or "nothing else of the project"
+                messages.append(f"layer: {importer} imports {imported} ({room} may import "
+                                f"{allowed})")
     return messages
 
 
@@ -218,13 +262,17 @@ def group_of(module: str, groups=GROUPS) -> str:
     return max((g for g in groups if _under(module, g)), key=len, default=module)
 
 
-def package_graph(graph: dict[str, set[str]], groups=GROUPS) -> dict[str, set[str]]:
-    """The graph folded onto `groups` (a module belongs to the longest group prefixing it)."""
+def package_graph(graph: dict[str, set[str]], groups=GROUPS,
+                  moved: dict[str, str] = MOVED) -> dict[str, set[str]]:
+    """The graph folded onto `groups` (a module belongs to the longest group prefixing it). The
+    old paths are left out, and an import of one counts as an import of its new home."""
     out: dict[str, set[str]] = {}
     for importer, imported in graph.items():
+        if importer in moved:
+            continue
         a = group_of(importer, groups)
         out.setdefault(a, set())
-        for b in (group_of(m, groups) for m in imported):
+        for b in (group_of(moved.get(m, m), groups) for m in imported):
             if b != a:
                 out[a].add(b)
     return out

@@ -20,8 +20,8 @@ query the least confident images first.
   switches. The decision is recorded in `cycles.csv` (`strategy_mode`,
   `strategy_probe_uncertainty`), so a resumed run decides the same.
 
-Clicks become training boxes through the model (harness/weak_labels.py): each click takes the
-detection that contains it and is most sure of the clicked class.
+Clicks become training boxes through the model (harness/campaign/weak_labels.py): each click
+takes the detection that contains it and is most sure of the clicked class.
 
 Departures, and why:
 - The text of Sec. 3 could not be retrieved here (only the abstract); the rules above follow
@@ -46,8 +46,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.predictions import PoolPredictions
-from harness.queries import Queries, QueryKind
+from harness.core.predictions import PoolPredictions
+from harness.core.queries import Queries, QueryKind
 from strategies.base import PoolState, Strategy, register
 
 PROBE_SEED = 20191  # the probe must be the same images every cycle and every run

@@ -16,10 +16,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from harness.labels import LabelTable
-from harness.predictions import PoolPredictions
-from harness.queries import Queries
-from harness.registry import STRATEGIES
+from harness.core.labels import LabelTable
+from harness.core.predictions import PoolPredictions
+from harness.core.queries import Queries
+from harness.core.registry import STRATEGIES
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class Strategy:
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.params()))
         if unknown:
-            from harness.errors import ConfigError
+            from harness.core.errors import ConfigError
 
             raise ConfigError(f"strategy {type(self).__name__} has no parameter(s) "
                               f"{', '.join(unknown)}; it takes: {', '.join(self.params()) or 'none'}")

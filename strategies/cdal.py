@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.errors import ConfigError
-from harness.queries import Queries, QueryKind
+from harness.core.errors import ConfigError
+from harness.core.queries import Queries, QueryKind
 from strategies.base import PoolState, Strategy, register
 from strategies.entropy import entropy
 

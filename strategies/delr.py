@@ -46,8 +46,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.predictions import PoolPredictions
-from harness.queries import Queries, QueryKind
+from harness.core.predictions import PoolPredictions
+from harness.core.queries import Queries, QueryKind
 from strategies.base import PoolState, Strategy, register
 
 EPS = 1e-8
@@ -106,11 +106,11 @@ class DeLR(Strategy):
     def __init__(self, **params):
         super().__init__(**params)
         if self.view not in ("auto", "head2/flip", "flip"):
-            from harness.errors import ConfigError
+            from harness.core.errors import ConfigError
 
             raise ConfigError(f"delr view {self.view!r}: use auto, head2/flip or flip")
         if self.fallback not in ("none", "full_image"):
-            from harness.errors import ConfigError
+            from harness.core.errors import ConfigError
 
             raise ConfigError(f"delr fallback {self.fallback!r}: use none or full_image")
         if self.view == "flip":

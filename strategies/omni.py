@@ -19,7 +19,7 @@ these numbers measure the annotation policy, not Omni-DETR. Compared with the of
   but takes the teacher's most probable class for it; an extreme-click annotator is asked for
   the objects of a named class (Papadopoulos et al. 2017), so the class is known and paid for.
 - Points become boxes through the current model, each the detection that contains it and is
-  most sure of its class (harness/weak_labels.py), once per cycle's answers, not by the
+  most sure of its class (harness/campaign/weak_labels.py), once per cycle's answers, not by the
   official one-to-one Hungarian matching of points to the teacher's queries (cost: the point's
   distance to the box centre plus 1 - p(class), x1000 when outside the box) at every training
   step. Two points may therefore take the same detection, and a point that no detection
@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.errors import ConfigError
-from harness.queries import Queries, QueryKind
+from harness.core.errors import ConfigError
+from harness.core.queries import Queries, QueryKind
 from strategies.base import PoolState, Strategy, register
 
 FORMS = {"full": QueryKind.FULL_IMAGE, "extreme": QueryKind.EXTREME_CLICK_BOX,

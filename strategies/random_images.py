@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.queries import Queries, QueryKind
+from harness.core.queries import Queries, QueryKind
 from strategies.base import PoolState, Strategy, register
 
 

@@ -31,7 +31,7 @@ def pytest_configure(config):
     digits are written atomically, so at worst both build them), and OpenMP's idle threads
     sleep: the workers' trainings together ask for
     more threads than there are cores, and spinning threads would take the cores the other
-    worker needs (harness/executors.py: worker_environment)."""
+    worker needs (harness/experiments/executors.py: worker_environment)."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return  # the controller set both up before it started this worker
     if getattr(config.option, "numprocesses", None):
@@ -50,8 +50,8 @@ def _reuse_pretrained(cache: Path) -> None:
     when its tensors still match the digest written beside it: the tests would otherwise
     pretrain it again (95 s on a 2-core AMD EPYC, while the other worker waits). A clean
     machine, as in CI, pretrains it during the tests."""
+    from harness.backends.pretrain import load_pretrained_state, state_digest
     from harness.datasets.digits import cache_dir
-    from harness.pretrain import load_pretrained_state, state_digest
 
     for weights in sorted((cache_dir() / "pretrained").glob("*.pt")):
         try:
@@ -228,8 +228,8 @@ def assert_dataset_error(capsys):
     holds every fragment, and `harness data describe` exits 2 with `error: ...` on stderr and no
     traceback."""
     from harness.cli import main
+    from harness.core.errors import DatasetError
     from harness.datasets import load_dataset
-    from harness.errors import DatasetError
 
     def check(spec: str, *fragments: str, data_root=None) -> str:
         with pytest.raises(DatasetError) as caught:

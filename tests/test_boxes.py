@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.boxes import as_boxes, best_match, hflip, iou_matrix, iou_pairwise
+from harness.core.boxes import as_boxes, best_match, hflip, iou_matrix, iou_pairwise
 
 
 def int_box():
@@ -118,7 +118,7 @@ def test_hflip_values_and_per_box_width():
 def test_best_match_in_blocks_equals_all_pairs_at_once():
     """More queries than a block, ties included: the match of every query is the pair of its
     image with the highest IoU, the lowest ground-truth row among equals."""
-    from harness.boxes import MATCH_BLOCK
+    from harness.core.boxes import MATCH_BLOCK
 
     rng = np.random.default_rng(0)
     n_images, q = 400, MATCH_BLOCK + 777

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.budget import affordable_prefix, cycle_budget, query_costs
-from harness.config import resolve
-from harness.errors import ConfigError
-from harness.queries import Queries, QueryKind
+from harness.campaign.budget import affordable_prefix, cycle_budget, query_costs
+from harness.campaign.config import resolve
+from harness.core.errors import ConfigError
+from harness.core.queries import Queries, QueryKind
 from oracles.base import Answers
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config import resolve
-from harness.errors import ConfigError
-from harness.loop import Campaign
+from harness.campaign.config import resolve
+from harness.campaign.loop import Campaign
+from harness.core.errors import ConfigError
 
 TINY = dict(dataset="digits", pool_size=24, test_size=4, cycles=1, train_iters=2)
 

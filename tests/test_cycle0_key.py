@@ -11,10 +11,10 @@ import pytest
 
 import harness.backends.base as base
 from harness.backends.frcnn import FasterRCNNBackend
-from harness.config import resolve
-from harness.errors import ConfigError
-from harness.loop import Campaign
-from harness.registry import BACKENDS
+from harness.campaign.config import resolve
+from harness.campaign.loop import Campaign
+from harness.core.errors import ConfigError
+from harness.core.registry import BACKENDS
 
 TINY = dict(dataset="digits", pool_size=24, test_size=4, cycles=1, train_iters=2,
             initial="25%", cycle_budget="10%")

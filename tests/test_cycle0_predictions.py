@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import harness.loop as loop
+import harness.campaign.loop as loop
 from harness.backends.frcnn import FasterRCNNBackend
-from harness.config import resolve
-from harness.cycle0_predictions import Cycle0Predictions, only
-from harness.loop import run_campaign
-from harness.predictions import PoolPredictions
+from harness.campaign.config import resolve
+from harness.campaign.cycle0_predictions import Cycle0Predictions, only
+from harness.campaign.loop import run_campaign
+from harness.core.predictions import PoolPredictions
 
 TINY = dict(dataset="digits", pool_size=30, test_size=8, cycles=2, train_iters=2,
             initial="20%", cycle_budget="10%", tau=0.05)

@@ -8,7 +8,7 @@ import subprocess
 
 import pandas as pd
 
-from harness.killtest import TINY, compare_runs, only_run, run_command
+from harness.experiments.killtest import TINY, compare_runs, only_run, run_command
 
 
 def test_same_command_same_seed_same_results(tmp_path):

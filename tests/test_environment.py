@@ -8,8 +8,8 @@ import warnings
 import pytest
 import yaml
 
-import harness.environment as environment
-from harness.errors import HarnessWarning
+import harness.campaign.environment as environment
+from harness.core.errors import HarnessWarning
 
 
 def test_the_same_environment_is_recorded_once(tmp_path):
@@ -33,8 +33,8 @@ def test_a_resume_under_other_versions_warns_and_keeps_both(tmp_path, monkeypatc
 
 
 def test_a_run_folder_has_its_environment(tmp_path):
-    from harness.config import resolve
-    from harness.run_store import RunStore
+    from harness.campaign.config import resolve
+    from harness.campaign.run_store import RunStore
 
     cfg = resolve(None, dataset="digits", pool_size=24, test_size=4, out=str(tmp_path))
     RunStore(cfg.run_dir()).check_or_save_config(cfg)

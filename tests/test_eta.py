@@ -1,8 +1,8 @@
-"""The grid's time estimate (harness/eta.py)."""
+"""The grid's time estimate (harness/core/eta.py)."""
 
 from __future__ import annotations
 
-from harness import eta
+from harness.core import eta
 from tests.strategies.loop_path import TINY, campaign
 
 

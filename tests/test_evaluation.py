@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness.datasets.base import ImageSet
-from harness.evaluation import Metrics, coco_metrics, evaluate, voc07_ap50
+from harness.campaign.evaluation import Metrics, coco_metrics, evaluate, voc07_ap50
 
 
 def split_of(per_image, n_images=None, size=100, ignore=None):
@@ -210,7 +210,7 @@ def test_faster_coco_eval_agrees_with_pycocotools(seed):
 # -- confusion matrix (Fig. 6a-b): hand-counted cases -------------------------------------------
 
 def confusion(split, n_classes, rows, **kw):
-    from harness.evaluation import confusion_matrix
+    from harness.campaign.evaluation import confusion_matrix
 
     return confusion_matrix(split, n_classes, *dets(rows), **kw)
 

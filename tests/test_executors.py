@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.compare import run_grid
-from harness.config import resolve
-from harness.errors import ConfigError
-from harness.executors import LocalExecutor, RayExecutor, make_executor, run_resources
+from harness.experiments.compare import run_grid
+from harness.campaign.config import resolve
+from harness.core.errors import ConfigError
+from harness.experiments.executors import LocalExecutor, RayExecutor, make_executor, run_resources
 
 GRID = ["compare", "--strategies", "delr,random", "--seeds", "2", "--dataset", "digits",
         "--pool-size", "20", "--test-size", "4", "--cycles", "1", "--train-iters", "1",
         "--initial", "20%", "--cycle-budget", "10%", "--tau", "0.05", "--quiet"]
-TIMING = ["cycle_seconds"]
+TIMING = ["cycle_seconds", "train_seconds"]  # wall-clock
 
 
 def summary(out) -> pd.DataFrame:
@@ -73,7 +73,7 @@ def test_a_failed_run_is_reported_and_the_others_go_on(tmp_path):
 
 
 def test_a_worker_that_dies_fails_only_its_run():
-    from harness.executors import Task
+    from harness.experiments.executors import Task
 
     results = LocalExecutor(jobs=2).run(
         [Task(os._exit, (3,)), Task(str.upper, ("fine",))], lambda i, r: None)
@@ -101,7 +101,7 @@ def test_ray_grid_equals_sequential(sequential, tmp_path):
                                          "log_to_driver": False})
     try:
         from harness.cli import build_parser, run_config
-        from harness.compare import grid
+        from harness.experiments.compare import grid
 
         args = build_parser().parse_args(GRID + ["--out", str(out)])
         configs = grid(run_config(args), ["delr", "random"], [0, 1])
@@ -110,7 +110,7 @@ def test_ray_grid_equals_sequential(sequential, tmp_path):
         pd.testing.assert_frame_equal(summary(sequential), summary(out))
         # a GPU run on a cluster without GPUs fails at once instead of waiting forever
         gpu = [resolve(None, preset="paper", out=str(tmp_path / "gpu"), cycles=0)]
-        from harness.executors import Task, run_one
+        from harness.experiments.executors import Task, run_one
 
         with pytest.raises(ConfigError, match="asks for 1 GPU"):
             executor.run([Task(run_one, (gpu[0],), run_resources(gpu[0]))], lambda i, r: None)
@@ -125,7 +125,7 @@ def test_a_run_computes_with_its_configured_thread_count(tmp_path):
     the executor or the machine: Ray workers start with one thread, a local run with all."""
     import torch
 
-    from harness.loop import Campaign
+    from harness.campaign.loop import Campaign
 
     before = torch.get_num_threads()
     try:
@@ -144,7 +144,7 @@ def test_oversubscribed_workers_sleep_instead_of_spinning(monkeypatch):
     """Two workers of as many threads as the machine has cores: OpenMP's idle threads must
     not spin (that made a fit 7 times slower), and a worker process really starts so;
     workers that fit, and a policy the user chose, are left alone."""
-    from harness.executors import Task, worker_environment
+    from harness.experiments.executors import Task, worker_environment
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     cores = os.cpu_count() or 1

@@ -1,7 +1,7 @@
 """Faults: SIGKILL at random moments in every phase, a read-only results folder, a full disk.
 
 Each ends with the completed cycles intact; a killed run, resumed, ends with exactly the
-results of an uninterrupted one (harness/killtest.py).
+results of an uninterrupted one (harness/experiments/killtest.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness.cli import main
-from harness.killtest import PHASES, TINY, _env, kill_test, only_run, run_command, run_to
+from harness.experiments.killtest import (PHASES, TINY, _env, kill_test, only_run, run_command,
+                                          run_to)
 
 
 def test_sigkill_in_every_phase_resumes_to_the_uninterrupted_results(tmp_path):

@@ -22,9 +22,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.campaign.config import resolve
+from harness.campaign.loop import pool_and_test, run_campaign
 from harness.cli import main
-from harness.config import resolve
-from harness.loop import pool_and_test, run_campaign
 from tests.oracles.scripted_annotator import Truth, answer
 
 ROOT = Path(__file__).resolve().parents[1]

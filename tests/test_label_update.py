@@ -1,15 +1,15 @@
-"""Answers and pseudo boxes into training labels: each rule of harness/label_update.py, on
+"""Answers and pseudo boxes into training labels: each rule of harness/campaign/label_update.py, on
 answers the simulated annotator really gives."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from harness.label_update import (apply_answers, mark_unused_weak_labels, settled,
-                                  with_pseudo_labels)
-from harness.labels import LabelTable, Provenance
-from harness.predictions import PoolPredictions
-from harness.queries import Queries, QueryKind
+from harness.campaign.label_update import (apply_answers, mark_unused_weak_labels,
+                                           settled, with_pseudo_labels)
+from harness.core.labels import LabelTable, Provenance
+from harness.core.predictions import PoolPredictions
+from harness.core.queries import Queries, QueryKind
 from oracles.base import UNUSED
 from oracles.simulated import SimulatedAnnotator
 from tests.conftest import pool_from

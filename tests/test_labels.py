@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.labels import LabelTable, Provenance
+from harness.core.labels import LabelTable, Provenance
 
 
 def test_empty():

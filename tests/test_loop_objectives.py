@@ -7,12 +7,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-import harness.loop as loop
+import harness.campaign.loop as loop
 from harness.backends.frcnn import FasterRCNNBackend
 from harness.backends.rcnn_objectives import objective_options
-from harness.config import resolve
-from harness.loop import Campaign, run_campaign
-from harness.registry import STRATEGIES
+from harness.campaign.config import resolve
+from harness.campaign.loop import Campaign, run_campaign
+from harness.core.registry import STRATEGIES
 
 TINY = dict(dataset="digits", pool_size=24, test_size=4, cycles=2, train_iters=2,
             initial="25%", cycle_budget="10%")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.predictions import PoolPredictions
+from harness.core.predictions import PoolPredictions
 
 
 def make(image, n_images=4, n_classes=3, box_extras=None, image_extras=None, seed=0):

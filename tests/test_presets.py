@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 from harness.cli import main
-from harness.config import resolve
-from harness.errors import ConfigError
-from harness.presets import (PRESETS, REGIMES, STUDIES, parse_sweep, preset_for,
-                             preset_options)
+from harness.campaign.config import resolve
+from harness.core.errors import ConfigError
+from harness.experiments.presets import (PRESETS, REGIMES, STUDIES, parse_sweep,
+                                         preset_for, preset_options)
 
 TINY = ["--pool-size", "30", "--test-size", "8", "--train-iters", "2", "--cycles", "1",
         "--quiet"]

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-import harness.pretrain as pretrain_mod
+import harness.backends.pretrain as pretrain_mod
 from harness.backends.frcnn import FasterRCNNBackend
+from harness.backends.pretrain import PretrainRecipe, ensure_pretrained, pretrain
 from harness.backends.retinanet import RetinaNetBackend
+from harness.core.errors import ConfigError
 from harness.datasets.digits import glyph_set
-from harness.errors import ConfigError
-from harness.pretrain import PretrainRecipe, ensure_pretrained, pretrain
 
 TINY = PretrainRecipe(iterations=6, batch=8)
 
@@ -94,7 +94,7 @@ def test_the_digest_is_of_the_weights_not_the_file(tmp_path):
     """Two saves of the same weights differ in bytes (torch writes a random serialization id);
     the cycle-0 key must not, or a rebuilt backbone would retrain every cycle-0 model."""
     from harness.backends.checkpoint import save_atomic
-    from harness.pretrain import file_digest, load_pretrained_state, state_digest
+    from harness.backends.pretrain import file_digest, load_pretrained_state, state_digest
 
     state, _ = pretrain(TINY, echo=lambda _m: None)
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.pseudo_quality import pseudo_label_quality
+from harness.campaign.pseudo_quality import pseudo_label_quality
 from tests.conftest import pool_from
 
 # image 0: two objects; image 1: one object (fully annotated below); image 2: one object

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.capability_table import markdown, matrix, verdict
-from harness.registry import BACKENDS, STRATEGIES
+from harness.core.registry import BACKENDS, STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "backends.md"  # the README links it

@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from harness.errors import ConfigError
-from harness.registry import ALL, COST_MODELS, DATASETS, ORACLES, Registry, describe
+from harness.core.errors import ConfigError
+from harness.core.registry import ALL, COST_MODELS, DATASETS, ORACLES, Registry, describe
 
 
 def test_duplicate_name_raises():

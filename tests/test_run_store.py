@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import harness.run_store as run_store
-from harness.queries import actions_frame
-from harness.run_store import RunStore, count_actions
+import harness.campaign.run_store as run_store
+from harness.core.queries import actions_frame
+from harness.campaign.run_store import RunStore, count_actions
 
 KINDS = np.array(["full_image", "verify_box", "draw_box", "verify_class", "assign_class"], object)
 OUTCOMES = {"verify_box": ["keep", "drop", "correct"], "verify_class": ["keep", "fix"]}

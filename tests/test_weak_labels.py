@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.label_update import apply_answers
-from harness.labels import LabelTable, Provenance
-from harness.predictions import PoolPredictions
-from harness.queries import Queries, QueryKind
-from harness.weak_labels import boxes_for_points
+from harness.campaign.label_update import apply_answers
+from harness.core.labels import LabelTable, Provenance
+from harness.core.predictions import PoolPredictions
+from harness.core.queries import Queries, QueryKind
+from harness.campaign.weak_labels import boxes_for_points
 from oracles.simulated import SimulatedAnnotator
 from tests.conftest import pool_from
 

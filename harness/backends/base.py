@@ -38,9 +38,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from harness.datasets.base import ImageSet
-from harness.errors import CapabilityError, ConfigError
-from harness.labels import LabelTable, Provenance
-from harness.predictions import PoolPredictions
+from harness.core.errors import CapabilityError, ConfigError
+from harness.core.labels import LabelTable, Provenance
+from harness.core.predictions import PoolPredictions
 
 CAPABILITIES = ("two_heads", "flip_view", "class_probs", "image_features", "box_features",
                 "loss_prediction", "mil_scores")
@@ -235,7 +235,19 @@ class Backend:
 
     @classmethod
     def check_control(cls, control: TrainControl) -> None:
-        """Refuse, before any training, training options this backend cannot honour."""
+        """Refuse, before any training, training options this backend cannot honour (here: a
+        part of the semi-supervised recipe it has no losses for)."""
+        if control.pseudo_stream:
+            from harness.backends.semi_supervised import PLAIN, resolve_recipe
+
+            resolve_recipe(control, cls.ssod_recipe or PLAIN, cls.name, cls.recipe_parts())
+
+    @classmethod
+    def recipe_parts(cls) -> frozenset[str]:
+        """The recipe parts beyond the plain one this backend trains (semi_supervised.py)."""
+        from harness.backends.semi_supervised import GENERIC_PARTS
+
+        return cls.pseudo_ops.supported if cls.pseudo_ops is not None else GENERIC_PARTS
 
     def fit(self, data: TrainingSet, control: TrainControl) -> dict:
         """Train in place; returns a log (iterations, seconds, last losses)."""

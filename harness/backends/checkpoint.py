@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import CheckpointError
-from harness.io import atomic_path
+from harness.core.errors import CheckpointError
+from harness.core.io import atomic_path
 
 HARNESS_FIELDS = {"config": dict, "n_classes": int, "seed": int, "model": dict}
 

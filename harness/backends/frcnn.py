@@ -8,7 +8,7 @@ Presets: `cpu` (a tiny backbone, pretrained on glyphs no canvas holds, that trai
 embedded digits on a laptop), `cpu-scratch` (the same from scratch: the weak-detector regime)
 and `paper` (ResNet-50 + FPN as in the paper, for a GPU). Weights come only from a local file
 (`weights=PATH`, `imagenet` for torchvision's cached ResNet-50 checkpoint, or `pretrained`, which
-harness/pretrain.py builds here); nothing is downloaded.
+harness/backends/pretrain.py builds here); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ from harness.backends.semi_supervised import SSODRecipe
 from harness.backends.rcnn_objectives import (EXTRA_HEADS, check_extras_trained,
                                               fit_with_objectives, predict_extras)
 from harness.backends.training import predict_in_batches
-from harness.boxes import hflip
+from harness.core.boxes import hflip
 from harness.datasets.base import ImageSet
-from harness.errors import ConfigError, HarnessError
-from harness.predictions import PoolPredictions
-from harness.registry import BACKENDS
+from harness.core.errors import ConfigError, HarnessError
+from harness.core.predictions import PoolPredictions
+from harness.core.registry import BACKENDS
 
 FORMAT = "harness-frcnn-1"
 
@@ -117,8 +117,8 @@ def _resolve_weights(weights: str, config=None) -> Path:
 
 
 def pretrained_backbone(config) -> Path:
-    """The tiny backbone's pretrained weights (harness/pretrain.py), built on first use."""
-    from harness.pretrain import PretrainRecipe, ensure_pretrained
+    """The tiny backbone's pretrained weights (harness/backends/pretrain.py), built on first use."""
+    from harness.backends.pretrain import PretrainRecipe, ensure_pretrained
 
     if config is None or getattr(config, "arch", None) != "tiny":
         raise ConfigError("weights=pretrained is the tiny CPU backbone's pretraining; the "

@@ -51,7 +51,7 @@ from harness.backends.extra_heads import (image_labels, image_scores, mil_instan
                                           mil_loss, ranking_loss, segment_sum,
                                           top_k_discrepancy)
 from harness.backends.training import Objective
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 
 DEFAULTS = {
     "mil": {},
@@ -251,9 +251,8 @@ def fit_with_objectives(backend, data, control, to_target, desc: str) -> dict:
     if control.pseudo_stream:
         from harness.backends.semi_supervised import resolve_recipe
 
-        ops = backend.pseudo_ops
         recipe = resolve_recipe(control, backend.ssod_recipe, backend.name,
-                                ops.supported if ops is not None else GENERIC_RECIPE_PARTS)
+                                backend.recipe_parts())
     log = train_detector(backend.model, data, control, to_target, desc=desc,
                          no_negatives=backend.model.without_negatives, objective=objective,
                          pseudo_ops=backend.pseudo_ops, recipe=recipe)
@@ -261,13 +260,9 @@ def fit_with_objectives(backend, data, control, to_target, desc: str) -> dict:
     return log
 
 
-# what the pseudo stream can do on any torchvision-style detector without losses of its own
-GENERIC_RECIPE_PARTS = frozenset({"strong_augment", "ignore"})
-
-
 def check_extras_trained(extras, trained_objectives) -> None:
     """An extra from a head that never learnt is noise: refuse it."""
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
 
     for extra in extras:
         objective = EXTRA_HEADS.get(extra, (None,))[0]

@@ -22,7 +22,7 @@ from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import boxes as box_ops
 
 from harness.backends.semi_supervised import PseudoOps
-from harness.labels import Provenance
+from harness.core.labels import Provenance
 
 PSEUDO = int(Provenance.PSEUDO)
 

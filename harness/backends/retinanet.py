@@ -54,6 +54,7 @@ import torch
 from torchvision.models.detection.transform import resize_boxes
 
 from harness.backends.anchors import detections, select_detections
+from harness.backends.retinanet_pseudo import RetinaNetPseudoOps
 from harness.backends.semi_supervised import PLAIN
 from harness.backends.base import (
     Backend,
@@ -70,11 +71,11 @@ from harness.backends.rcnn_objectives import (check_extras_trained,
 from harness.backends.retinanet_config import PRESETS, RetinaNetConfig, build_model
 from harness.backends.sigmoid_probs import sigmoid_distribution
 from harness.backends.training import predict_in_batches
-from harness.boxes import hflip
+from harness.core.boxes import hflip
 from harness.datasets.base import ImageSet
-from harness.errors import ConfigError, HarnessError
-from harness.predictions import PoolPredictions
-from harness.registry import BACKENDS
+from harness.core.errors import ConfigError, HarnessError
+from harness.core.predictions import PoolPredictions
+from harness.core.registry import BACKENDS
 
 FORMAT = "harness-retinanet-1"
 
@@ -92,10 +93,10 @@ class RetinaNetBackend(Backend):
 
     check_weights = staticmethod(check_backbone_weights)
 
-    # the pseudo stream's recipe: RetinaNet has no losses of its own for a teacher, per-box
-    # regression or soft background yet (semi_supervised.py); strong views and an ignored
-    # background it can train
-    pseudo_ops = None
+    # the pseudo stream's recipe (semi_supervised.py, retinanet_pseudo.py): every part can be
+    # trained; the default stays the plain recipe until the check that chooses a recipe
+    # (python -m harness ssod-check --backend retinanet) has run on it
+    pseudo_ops = RetinaNetPseudoOps()
     ssod_recipe = PLAIN
 
     def __init__(self, n_classes: int, config: RetinaNetConfig | str = "cpu", seed: int = 0,
@@ -108,6 +109,10 @@ class RetinaNetBackend(Backend):
             self.capabilities = self.capabilities - {"two_heads"}
         torch.manual_seed(seed)
         self.model = build_model(self.config, n_classes)
+        # how it detects, for a teacher that is a copy of the model (retinanet_pseudo.py)
+        c = self.config
+        self.model.detection_settings = (c.score_thresh, c.candidates, c.nms_thresh,
+                                         c.detections_per_img)
         self.trained_objectives: set[str] = set()
         if self.config.weights not in (None, "none"):
             if self.config.arch == "tiny" and self.config.weights == "imagenet":

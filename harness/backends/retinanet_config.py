@@ -21,7 +21,7 @@ from harness.backends.anchors import CentredAnchors
 from harness.backends.dual_rcnn import TinyBackbone
 from harness.backends.dual_retinanet import DualHeadRetinaNet
 from harness.backends.extra_heads import LossPredictionModule, MILHead
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

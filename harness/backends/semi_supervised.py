@@ -47,8 +47,8 @@ import numpy as np
 import torch
 
 from harness.backends.images import EndlessShuffle, image_tensor
-from harness.errors import ConfigError
-from harness.labels import Provenance
+from harness.core.errors import ConfigError
+from harness.core.labels import Provenance
 
 BACKGROUNDS = ("hard", "ignore", "soft")
 SETTLED_IOU = 0.5  # a teacher box this close to a human box or a rejected region is not new
@@ -69,6 +69,9 @@ class SSODRecipe:
                          "reg" if self.pseudo_regression else "no-reg",
                          f"bg={self.pseudo_background}"])
 
+
+# what the pseudo stream trains on any torchvision-style detector without losses of its own
+GENERIC_PARTS = frozenset({"strong_augment", "ignore"})
 
 # the harness's recipe before this module: the cycle-start model's boxes, the detector's own
 # losses on them (regression included), every uncovered region background

@@ -22,9 +22,9 @@ from torch.profiler import record_function
 
 from harness.backends.base import TrainControl, TrainingSet
 from harness.backends.images import EndlessShuffle, image_tensor  # noqa: F401 (re-exported)
-from harness.errors import HarnessError
-from harness import eta
-from harness.progress import progress_bar
+from harness.core.errors import HarnessError
+from harness.core import eta
+from harness.core.progress import progress_bar
 
 
 class Objective:
@@ -166,7 +166,7 @@ class Batches:
 
 def human_only(target: dict) -> dict:
     """A target with its pseudo boxes left out (the human boxes of an incomplete image)."""
-    from harness.labels import Provenance
+    from harness.core.labels import Provenance
 
     keep = target["provenance"] != Provenance.PSEUDO
     return {k: (v[keep] if torch.is_tensor(v) and len(v) == len(keep) else v)
@@ -250,7 +250,7 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
 def predict_in_batches(images, indices, step: int, progress: bool, predict_batch) -> list:
     """`predict_batch(list of image tensors)` over images[indices], `step` at a time (all
     images when indices is None), with a progress bar; the per-batch results in order."""
-    from harness.progress import progress_bar
+    from harness.core.progress import progress_bar
 
     indices = np.arange(len(images)) if indices is None else np.asarray(indices, np.int64)
     parts = []

@@ -1,7 +1,7 @@
 """A digest of a module's weights, cheap to ask for again while they are unchanged.
 
 Two memos key on it: the frozen stem's features (stem_cache.py) and the cycle-0 model's
-predictions (harness/cycle0_predictions.py). Both must miss when a weight changes, also in
+predictions (harness/campaign/cycle0_predictions.py). Both must miss when a weight changes, also in
 place, and must not hash megabytes at every forward pass when none did.
 
 Hand-written: torch has no content digest of a module.

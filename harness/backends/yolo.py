@@ -44,10 +44,10 @@ from harness.backends.base import (
 from harness.backends.checkpoint import load_checkpoint, save_atomic
 from harness.backends.yolo_env import import_ultralytics, session
 from harness.datasets.base import ImageSet
-from harness.errors import CheckpointError, ConfigError, HarnessError
-from harness.predictions import PoolPredictions
-from harness.progress import progress_bar
-from harness.registry import BACKENDS
+from harness.core.errors import CheckpointError, ConfigError, HarnessError
+from harness.core.predictions import PoolPredictions
+from harness.core.progress import progress_bar
+from harness.core.registry import BACKENDS
 
 FORMAT = "harness-yolo-1"
 
@@ -185,6 +185,10 @@ class YOLOBackend(Backend):
             _weights_state(_weights_path(weights))
 
     @classmethod
+    def recipe_parts(cls) -> frozenset[str]:
+        return frozenset()  # ultralytics trains one stream with its own loss
+
+    @classmethod
     def check_control(cls, control: TrainControl) -> None:
         if not control.pseudo_negatives:
             raise ConfigError("pseudo_negatives=False (--no-pseudo-negatives) is not supported "
@@ -194,7 +198,7 @@ class YOLOBackend(Backend):
         if control.pseudo_stream:  # the plain recipe only: ultralytics trains its own loss
             from harness.backends.semi_supervised import PLAIN, resolve_recipe
 
-            resolve_recipe(control, PLAIN, cls.name, frozenset())
+            resolve_recipe(control, PLAIN, cls.name, cls.recipe_parts())
         if control.unlabeled_loss_weight != 1.0:
             raise ConfigError("unlabeled_loss_weight is not supported by the yolo backend: "
                               "ultralytics trains one mixed stream with one loss")

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.errors import ConfigError, HarnessWarning
+from harness.core.errors import ConfigError, HarnessWarning
 
 OFFLINE_ENV = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false"}
 # every setting that makes ultralytics talk to a server or a logging service

@@ -28,7 +28,7 @@ from PIL import Image
 
 from harness.backends.base import TrainControl, TrainingSet
 from harness.backends.yolo_env import import_ultralytics, workdir_root
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 
 SCHEDULES = {"cosine": True, "linear": False}  # -> ultralytics' cos_lr
 OPTIMIZERS = {"adamw": "AdamW", "sgd": "SGD"}

@@ -2,20 +2,21 @@
 and the standard names `voc07`, `voc12`, `voc0712`, `coco` under the data root.
 
 A spec is `NAME[:ARG]`; each registered factory takes (arg, data_root) and returns a Dataset.
+A new reader belongs here. May import: core only.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from harness.core.errors import DatasetError
+from harness.core.registry import DATASETS
 from harness.datasets.base import Dataset, ImageSet
 from harness.datasets.coco import parse_spec, read_coco
 from harness.datasets.digits import VARIANTS, DigitsConfig, build_digits
 from harness.datasets.standard import coco2017, data_root, voc_years
 from harness.datasets.voc import read_voc
 from harness.datasets.yolo import read_yolo
-from harness.errors import DatasetError
-from harness.registry import DATASETS
 
 __all__ = ["Dataset", "ImageSet", "load_dataset"]
 

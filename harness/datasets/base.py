@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from harness.errors import DatasetError
+from harness.core.errors import DatasetError
 
 
 class ArrayImages:

@@ -12,7 +12,7 @@ from pathlib import Path
 from harness.datasets.base import FileImages, ImageSet
 from harness.datasets.validate import (clean_box, coordinates, image_size, inside,
                                        require_dir, require_file, warn_skipped)
-from harness.errors import DatasetError
+from harness.core.errors import DatasetError
 
 INT64 = 2**63
 

@@ -13,8 +13,8 @@ Variants:
 - `scenes` (the default): `hard` plus what makes real scenes hard to box: digits cut by the
   border (truncation), rows of touching digits (where one object ends is the question), and
   grey occluders over digits (a box covers the visible ink). Its pools leave out the glyphs
-  the backbone is pretrained on (harness/pretrain.py). With the pretrained `cpu` preset, its
-  cycle-0 model has the paper's Fig. 1 profile (docs/regime.md).
+  the backbone is pretrained on (harness/backends/pretrain.py). With the pretrained `cpu`
+  preset, its cycle-0 model has the paper's Fig. 1 profile (docs/regime.md).
 
 Generation is deterministic for its parameters and cached on disk (`HARNESS_CACHE`, default
 `~/.cache/harness`) under a key made of them.
@@ -79,7 +79,8 @@ class _Variant:
     # 2017); set from that measurement, not from any detector's result
     box_jitter: float = 0.0
     # which scanned digits the pool draws on: "all" of the pool writers, or all but those kept
-    # for pretraining the backbone (harness/pretrain.py), so no pretraining glyph is in a canvas
+    # for pretraining the backbone (harness/backends/pretrain.py), so no pretraining glyph is in
+    # a canvas
     pool_glyphs: str = "all"
 
 

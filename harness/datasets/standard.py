@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from harness.core.errors import DatasetError
 from harness.datasets.base import Dataset, ImageSet
 from harness.datasets.coco import read_coco
 from harness.datasets.voc import VOC_CLASSES, read_voc_split
-from harness.errors import DatasetError
 
 
 def data_root(given: str | os.PathLike | None = None) -> Path:

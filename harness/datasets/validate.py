@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import DatasetError, DatasetWarning
+from harness.core.errors import DatasetError, DatasetWarning
 
 MAX_SIDE = 2**31 - 1  # image sides are held as int32
 

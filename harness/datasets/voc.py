@@ -18,7 +18,7 @@ from defusedxml.common import DefusedXmlException
 from harness.datasets.base import Dataset, FileImages, ImageSet
 from harness.datasets.validate import (clean_box, image_size, inside, read_text, require_dir,
                                        require_file, warn_skipped)
-from harness.errors import DatasetError, DatasetWarning
+from harness.core.errors import DatasetError, DatasetWarning
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",

@@ -17,10 +17,10 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
+from harness.core.errors import DatasetError, DatasetWarning
 from harness.datasets.base import Dataset, FileImages, ImageSet
 from harness.datasets.validate import clean_box, inside, read_text, require_file, warn_skipped
 from harness.datasets.voc import IMAGE_EXTENSIONS
-from harness.errors import DatasetError, DatasetWarning
 
 TOLERANCE = 1e-6  # normalised values a rounding error above 1 or below 0 still count as inside
 

@@ -15,10 +15,10 @@ import pytest
 
 from harness.backends.base import CAPABILITIES, VIEW_NEEDS, TrainControl, TrainingSet
 from harness.backends.checkpoint import save_atomic
-from harness.boxes import hflip
+from harness.core.boxes import hflip
+from harness.core.errors import CapabilityError, HarnessError
+from harness.core.registry import BACKENDS
 from harness.datasets.digits import DigitsConfig, build_digits
-from harness.errors import CapabilityError, HarnessError
-from harness.registry import BACKENDS
 
 N_CLASSES = 10
 SIZE = 128.0  # digits canvases are 128 x 128

@@ -18,8 +18,8 @@ from harness.backends.rcnn_objectives import (RCNNObjective, foreground_probs, m
                                               objective_options)
 from harness.backends.training import load_batch, load_images, train_detector
 from harness.datasets.digits import DigitsConfig, build_digits
-from harness.errors import ConfigError, HarnessError
-from harness.labels import LabelTable, Provenance
+from harness.core.errors import ConfigError, HarnessError
+from harness.core.labels import LabelTable, Provenance
 
 
 @pytest.fixture(scope="module")

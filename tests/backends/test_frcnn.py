@@ -9,10 +9,10 @@ import torch
 from harness.backends.base import TrainControl, TrainingSet, require
 from harness.backends.checkpoint import save_atomic
 from harness.backends.frcnn import FasterRCNNBackend
-from harness.boxes import hflip
+from harness.core.boxes import hflip
+from harness.core.errors import CapabilityError, ConfigError, HarnessError
+from harness.core.labels import LabelTable, Provenance
 from harness.datasets.digits import DigitsConfig, build_digits
-from harness.errors import CapabilityError, ConfigError, HarnessError
-from harness.labels import LabelTable, Provenance
 
 VIEWS = ("head2", "flip", "head2/flip")
 

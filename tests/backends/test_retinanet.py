@@ -16,10 +16,10 @@ from harness.backends.rcnn_objectives import DetectorObjective
 from harness.backends.retinanet import RetinaNetBackend
 from harness.backends.sigmoid_probs import sigmoid_distribution
 from harness.backends.training import image_tensor, load_batch
-from harness.boxes import hflip
+from harness.core.boxes import hflip
+from harness.core.errors import ConfigError, HarnessError
+from harness.core.labels import LabelTable, Provenance
 from harness.datasets.digits import DigitsConfig, build_digits
-from harness.errors import ConfigError, HarnessError
-from harness.labels import LabelTable, Provenance
 
 VIEWS = ("head2", "flip", "head2/flip")
 

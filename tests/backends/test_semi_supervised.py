@@ -16,10 +16,10 @@ from harness.backends.frcnn import FasterRCNNBackend
 from harness.backends.rcnn_pseudo import roi_losses, rpn_losses
 from harness.backends.semi_supervised import (PLAIN, EMATeacher, SSODRecipe, merge_targets,
                                               resolve_recipe, strong_view)
-from harness.config import resolve
-from harness.errors import ConfigError
-from harness.labels import LabelTable, Provenance
-from harness.loop import Campaign, run_campaign
+from harness.campaign.config import resolve
+from harness.core.errors import ConfigError
+from harness.core.labels import LabelTable, Provenance
+from harness.campaign.loop import Campaign, run_campaign
 
 @pytest.fixture(scope="module")
 def digits_pool():
@@ -216,7 +216,57 @@ def test_ssod_check_writes_the_gain_table(tmp_path):
     for seed, (sup, semi) in enumerate([(0.60, 0.65), (0.62, 0.66), (0.61, 0.66)]):
         write("supervised", "random", seed, sup)
         write("ssod-full", "ssod", seed, semi)
+    unfinished = tmp_path / "ssod-full" / "ssod" / "seed3"  # still training its cycle 1
+    unfinished.mkdir(parents=True)
+    pd.DataFrame({"seed": [3], "cycle": [0], "ap50": [0.5]}).to_csv(unfinished / "cycles.csv",
+                                                                    index=False)
+    write("supervised", "random", 3, 0.6)
     table = gain_table(tmp_path, ["full", "plain"]).set_index("variant")
     assert table.loc["full", "seeds"] == 3 and table.loc["full", "verdict"] == "better"
     assert table.loc["full", "gain"] == pytest.approx(0.0467, abs=1e-3)
     assert table.loc["plain", "seeds"] == 0 and "no run" in table.loc["plain", "note"]
+
+
+def test_a_recipe_part_the_backend_lacks_is_refused_before_any_training(tmp_path):
+    cfg = resolve(None, out=str(tmp_path), strategy="ssod", backend="yolo", teacher=True, **TINY)
+    with pytest.raises(ConfigError, match=r"yolo.*teacher"):
+        Campaign.build(cfg, echo=None)
+    assert not cfg.run_dir().exists()
+    Campaign.build(resolve(None, out=str(tmp_path), strategy="random", backend="yolo",
+                           teacher=True, **TINY), echo=None)  # no pseudo stream: nothing to refuse
+
+
+def test_retinanet_recipe_losses_equal_torchvisions_on_human_boxes(digits_pool):
+    from harness.backends.retinanet import RetinaNetBackend
+    from harness.backends.retinanet_pseudo import head_losses
+
+    model = RetinaNetBackend(10, "cpu", seed=1).model.train()
+    images, targets = _batch(digits_pool)
+    for t in targets:
+        t["labels"] = t["labels"] - 1  # RetinaNet's classes are 0-based
+    reference = sum(model(images, targets).values())
+    tin, tt = model.transform(images, targets)
+    feats = model.features(tin.tensors)
+    anchors, _ = model.anchors(feats)
+    matched = model.match(anchors, tt)
+    mine = sum(head_losses(model, h, model.head_outputs(h, feats), anchors, tt, matched,
+                           SSODRecipe(pseudo_regression=False, pseudo_background="hard"))
+               for h in range(model.n_heads))
+    assert torch.allclose(mine, reference, rtol=1e-5)
+
+
+def test_retinanet_trains_the_full_recipe(digits_pool):
+    from harness.backends.retinanet import RetinaNetBackend
+
+    labels = LabelTable.empty(len(digits_pool))
+    for i in range(4):
+        b, lab, _ = digits_pool.targets(i)
+        labels = labels.with_boxes(np.full(len(b), i), b, lab, Provenance.GROUND_TRUTH)
+    labels = labels.mark(np.arange(4), 0, True)
+    backend = RetinaNetBackend(10, "cpu", seed=0)
+    control = TrainControl(iterations=2, batch_labeled=2, batch_unlabeled=2, pseudo_stream=True,
+                           teacher=True, strong_augment=True, pseudo_regression=False,
+                           pseudo_background="soft", tau=0.0, progress=False)
+    log = backend.fit(TrainingSet.from_labels(digits_pool, labels), control)
+    assert log["iterations"] == 2 and np.isfinite(log["loss"])
+    assert log["ssod_recipe"] == "teacher,strong,no-reg,bg=soft"

@@ -34,8 +34,8 @@ from harness.backends.yolo_train import (
     trainer_arguments,
     yolo_lines,
 )
+from harness.core.errors import ConfigError, HarnessError
 from harness.datasets.digits import DigitsConfig, build_digits
-from harness.errors import ConfigError, HarnessError
 
 REPO = Path(__file__).resolve().parents[2]
 CONTROL = TrainControl(iterations=2, batch_labeled=4, batch_unlabeled=0, progress=False)
@@ -68,7 +68,7 @@ PROBE = textwrap.dedent("""
     import numpy as np
     from harness.backends.base import TrainControl, TrainingSet
     from harness.datasets.digits import DigitsConfig, build_digits
-    from harness.registry import BACKENDS
+    from harness.core.registry import BACKENDS
     cls = BACKENDS.get("yolo")
     imported_early = "ultralytics" in sys.modules
     pool = build_digits(DigitsConfig(pool_size=8, test_size=2)).splits["pool"]
@@ -256,8 +256,8 @@ def test_importing_ultralytics_leaves_pil_and_torch_as_they_were():
 def test_a_campaign_checks_yolo_weights_and_options_before_any_run_folder(tmp_path):
     """Campaign.build asks the backend: an ultralytics .pt is accepted (the generic state-dict
     check would refuse it), --no-pseudo-negatives is refused, and nothing is written."""
-    from harness.config import resolve
-    from harness.loop import Campaign
+    from harness.campaign.config import resolve
+    from harness.campaign.loop import Campaign
 
     model = YOLOBackend(10, "cpu", seed=1).model
     torch.save({"epoch": 0, "model": None, "ema": copy.deepcopy(model).half()},
@@ -275,8 +275,8 @@ def test_a_campaign_keeps_ultralytics_working_files_in_its_run_folder(tmp_path, 
     """Each fit exports under <run>/work/ and removes it afterwards, with --out relative to
     the CWD as users give it; a fit folder a kill left behind is cleared by the next fit."""
     import harness.backends.yolo_train as yolo_train
-    from harness.config import resolve
-    from harness.loop import run_campaign
+    from harness.campaign.config import resolve
+    from harness.campaign.loop import run_campaign
 
     monkeypatch.delenv("HARNESS_WORKDIR", raising=False)
     monkeypatch.chdir(tmp_path)

@@ -9,7 +9,7 @@ import torch
 
 from harness.backends.checkpoint import load_checkpoint
 from harness.backends.frcnn import FasterRCNNBackend
-from harness.errors import CheckpointError, HarnessError
+from harness.core.errors import CheckpointError, HarnessError
 from tests.bad_input.corpus import CHECKPOINTS
 
 

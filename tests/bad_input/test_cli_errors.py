@@ -9,7 +9,7 @@ import pytest
 
 import harness.cli
 from harness.cli import main
-from harness.errors import ConfigError, DatasetWarning
+from harness.core.errors import ConfigError, DatasetWarning
 from tests.bad_input.check import assert_one_error, files_under
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from harness.campaign.config import resolve, save_config
 from harness.cli import main
-from harness.config import resolve, save_config
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from tests.bad_input.check import assert_one_error, files_under
 from tests.bad_input.corpus import CONFIGS
 

@@ -8,8 +8,8 @@ import copy
 import pytest
 
 from harness.cli import main
+from harness.core.errors import DatasetError
 from harness.datasets import load_dataset
-from harness.errors import DatasetError
 from tests.bad_input.check import assert_one_error, files_under
 from tests.bad_input.corpus import DATASETS
 from tests.conftest import COCO_DATA, write_coco

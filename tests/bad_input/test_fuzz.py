@@ -21,8 +21,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.core.errors import DatasetError, DatasetWarning
 from harness.datasets import load_dataset
-from harness.errors import DatasetError, DatasetWarning
 from tests.conftest import COCO_DATA, VOC_ENTRIES, build_voc, build_yolo, write_coco
 
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from harness.cli import main
+from harness.core.errors import DatasetWarning
 from harness.datasets import load_dataset
-from harness.errors import DatasetWarning
 from tests.conftest import COCO_DATA, VOC_ENTRIES, build_voc, build_yolo, voc_xml, write_coco
 
 
@@ -73,7 +73,7 @@ def test_yolo_zero_size_boxes_are_skipped_with_one_warning(tmp_path):
 
 
 def test_yolo_zero_size_box_with_pixel_values_is_still_an_error(tmp_path):
-    from harness.errors import DatasetError
+    from harness.core.errors import DatasetError
 
     data = build_yolo(tmp_path / "y", labels={"train/a.txt": "0 32 16 0 8\n"})
     with pytest.raises(DatasetError, match=r"\[0, 1\]"):

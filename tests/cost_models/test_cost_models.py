@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from cost_models import load_cost_model
-from harness.errors import ConfigError
-from harness.queries import ACTION_KINDS
-from harness.registry import COST_MODELS
+from harness.core.errors import ConfigError
+from harness.core.queries import ACTION_KINDS
+from harness.core.registry import COST_MODELS
 
 SHARED = {"verify_box": 1.6, "verify_class": 2.7, "draw_box": 35.0, "extreme_click_box": 7.0}
 

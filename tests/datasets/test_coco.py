@@ -139,8 +139,8 @@ def test_bad_bbox(coco_json, coco_data, assert_dataset_error, bbox, words):
 
 def test_zero_width_box_is_skipped_with_a_warning(coco_json, coco_data):
     """COCO 2017 train has two zero-size boxes: an error would make it unloadable."""
+    from harness.core.errors import DatasetWarning
     from harness.datasets import load_dataset
-    from harness.errors import DatasetWarning
 
     coco_data["annotations"][1]["bbox"] = [10, 10, 0, 5]
     rewrite(coco_json, coco_data)
@@ -187,7 +187,7 @@ def test_missing_image_dir(coco_json, tmp_path, assert_dataset_error):
 
 
 def test_missing_image_file_is_named_when_read(coco_json):
-    from harness.errors import DatasetError
+    from harness.core.errors import DatasetError
 
     split = load_dataset(f"coco:{coco_json}").splits["all"]
     (coco_json.parent / "c.jpg").unlink()

@@ -164,8 +164,8 @@ def test_default_digits_via_cli(capsys):
 
 
 def test_sizes_are_configurable_from_the_spec():
+    from harness.core.errors import DatasetError
     from harness.datasets import load_dataset
-    from harness.errors import DatasetError
 
     ds = load_dataset("digits:easy,pool_size=12,test_size=5")
     assert ds.describe()["splits"] == {

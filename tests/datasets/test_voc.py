@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from harness.cli import main
+from harness.core.errors import DatasetWarning
 from harness.datasets import load_dataset
 from harness.datasets.voc import VOC_CLASSES
-from harness.errors import DatasetWarning
 from tests.conftest import build_voc, voc_xml, write_image
 
 DOG, PERSON, CAT = (VOC_CLASSES.index(c) for c in ("dog", "person", "cat"))
@@ -106,7 +106,7 @@ def test_a_run_pins_the_inferred_classes_and_refuses_changed_ones(tmp_path, caps
     run = tmp_path / "runs" / "voc-fruit" / "random" / "seed0"  # a short experiment name
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["classes"] == ["apple", "banana", "cherry"]
-    from harness.loop import _dataset
+    from harness.campaign.loop import _dataset
 
     _dataset.cache_clear()  # a later process would read the changed annotations
     (root / "Annotations" / "c.xml").write_text(voc_xml("c.jpg", 30, 20,

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 
 from cost_models import load_cost_model
-from harness.boxes import best_match
-from harness.budget import query_costs
-from harness.label_update import apply_answers
-from harness.labels import CLAIMS, LabelTable, Provenance
-from harness.pending import Pending
-from harness.predictions import PoolPredictions
-from harness.queries import Queries, QueryKind
-from harness.run_store import RunStore
+from harness.core.boxes import best_match
+from harness.campaign.budget import query_costs
+from harness.campaign.label_update import apply_answers
+from harness.core.labels import CLAIMS, LabelTable, Provenance
+from harness.campaign.pending import Pending
+from harness.core.predictions import PoolPredictions
+from harness.core.queries import Queries, QueryKind
+from harness.campaign.run_store import RunStore
 from oracles.base import CORRECT, DROP, FIX, KEEP, NONE, answer_with_labels
 from oracles.human import HumanAnnotator
 from oracles.label_studio import OUTLINE, parse_export

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.config import resolve
-from harness.loop import pool_and_test, run_campaign
-from harness.run_store import RunStore
+from harness.campaign.config import resolve
+from harness.campaign.loop import pool_and_test, run_campaign
+from harness.campaign.run_store import RunStore
 from tests.oracles.scripted_annotator import PRICES, Truth, export
 
 TINY = dict(dataset="digits", pool_size=30, test_size=8, cycles=2, train_iters=2,

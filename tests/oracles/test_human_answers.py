@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.config import resolve
-from harness.loop import Campaign, pool_and_test, run_campaign
-from harness.pending import Pending
-from harness.predictions import PoolPredictions
-from harness.queries import Queries, QueryKind
+from harness.campaign.config import resolve
+from harness.campaign.loop import Campaign, pool_and_test, run_campaign
+from harness.campaign.pending import Pending
+from harness.core.predictions import PoolPredictions
+from harness.core.queries import Queries, QueryKind
 from oracles.base import CORRECT, FIX, NONE
 from oracles.human import HumanAnnotator
 from oracles.label_studio import AnswerFileError, TaskAnswer, parse_export, task_actions

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.registry import ORACLES
+from harness.core.errors import HarnessError
+from harness.core.registry import ORACLES
 from oracles.label_studio_http import LabelStudio
 from tests.conftest import pool_from
 

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.errors import ConfigError
-from harness.queries import Queries, QueryKind
-from harness.registry import ORACLES
+from harness.core.errors import ConfigError
+from harness.core.queries import Queries, QueryKind
+from harness.core.registry import ORACLES
 from oracles.base import CORRECT, FIX, KEEP
 from oracles.noisy import NoisyAnnotator
 from oracles.simulated import SimulatedAnnotator

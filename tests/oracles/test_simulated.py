@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.boxes import as_boxes, iou_matrix, iou_pairwise
-from harness.errors import ConfigError
-from harness.queries import ACTION_KINDS, Queries, QueryKind
-from harness.registry import ORACLES
+from harness.core.boxes import as_boxes, iou_matrix, iou_pairwise
+from harness.core.errors import ConfigError
+from harness.core.queries import ACTION_KINDS, Queries, QueryKind
+from harness.core.registry import ORACLES
 from oracles.base import CORRECT, DROP, FIX, KEEP, NONE, OUTCOME_NAMES
 from oracles.simulated import SimulatedAnnotator
 from tests.conftest import pool_from

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness.config import RunConfig
+from harness.campaign.config import RunConfig
 
 CLASSES = ("cat", "dog", "cow")
 

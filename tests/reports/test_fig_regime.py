@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.presets import REGIMES
+from harness.experiments.presets import REGIMES
 from reports import fig_regime
 from reports.figures import make_figures
 from reports.output import Skip

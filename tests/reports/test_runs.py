@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.errors import HarnessError
-from harness.run_store import RunStore
+from harness.core.errors import HarnessError
+from harness.campaign.run_store import RunStore
 from reports.runs import load_runs
 from tests.reports.conftest import CLASSES, row, write_run
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from reports import verdicts
 from reports.runs import load_runs
 from tests.reports.conftest import row, write_run

@@ -1,7 +1,7 @@
 """Strategy inputs made by the loop's own code, never by hand.
 
 A tiny digits campaign's cycle-0 model (trained once per objective set, cached in a shared
-results folder as a compare would), then `harness.loop.strategy_inputs`: the same
+results folder as a compare would), then `harness.campaign.loop.strategy_inputs`: the same
 `predict_pool` and `PoolState` a real cycle hands to `select`. A second model, trained further
 on the same labels, gives other predictions through the same path, so a test can check that
 a strategy's picks follow its predictions.
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.config import resolve
-from harness.labels import LabelTable
-from harness.loop import Campaign, strategy_inputs
-from harness.registry import BACKENDS
+from harness.campaign.config import resolve
+from harness.campaign.loop import Campaign, strategy_inputs
+from harness.core.labels import LabelTable
+from harness.core.registry import BACKENDS
 
 TINY = dict(dataset="digits", pool_size=40, test_size=4, initial="10", cycle_budget="6",
             train_iters=2, initial_train_iters=60, cycles=1, tau=0.1)

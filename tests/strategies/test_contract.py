@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.queries import QueryKind
-from harness.registry import STRATEGIES
+from harness.core.queries import QueryKind
+from harness.core.registry import STRATEGIES
 from tests.strategies.loop_path import loop_inputs, trained_further
 
 # strategies whose picks are random by definition: their picks must NOT follow predictions

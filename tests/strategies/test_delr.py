@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.core.labels import LabelTable
+from harness.core.predictions import PoolPredictions
+from harness.core.queries import QueryKind
 from harness.datasets.base import ImageSet
-from harness.labels import LabelTable
-from harness.predictions import PoolPredictions
-from harness.queries import QueryKind
 from oracles.base import CORRECT, DROP, KEEP
 from oracles.simulated import SimulatedAnnotator
 from strategies.base import PoolState

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.loop import run_campaign
-from harness.registry import STRATEGIES
+from harness.campaign.loop import run_campaign
+from harness.core.registry import STRATEGIES
 from strategies.adaptive_switch import SoftSwitch
 from strategies.base import DEPLOYMENT_COLUMNS
 from tests.strategies.loop_path import campaign

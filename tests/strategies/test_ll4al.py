@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.labels import LabelTable
-from harness.predictions import PoolPredictions
+from harness.core.labels import LabelTable
+from harness.core.predictions import PoolPredictions
 from strategies.base import PoolState
 from strategies.ll4al import LearningLoss
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.errors import ConfigError
-from harness.labels import LabelTable
-from harness.predictions import PoolPredictions
+from harness.core.errors import ConfigError
+from harness.core.labels import LabelTable
+from harness.core.predictions import PoolPredictions
 from strategies.base import PoolState
 from strategies.miaod import MIAOD, image_uncertainty
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.loop import run_campaign
-from harness.queries import QueryKind
+from harness.campaign.loop import run_campaign
+from harness.core.queries import QueryKind
 from tests.strategies.loop_path import campaign, loop_inputs
 
 

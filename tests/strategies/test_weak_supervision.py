@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.labels import LabelTable
-from harness.predictions import PoolPredictions
-from harness.queries import QueryKind
+from harness.core.labels import LabelTable
+from harness.core.predictions import PoolPredictions
+from harness.core.queries import QueryKind
 from strategies.adaptive_switch import HardSwitch, SoftSwitch, image_confidence
 from strategies.base import PoolState
 from strategies.omni import OmniEC, OmniPointEC, interleave

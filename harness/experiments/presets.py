@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.config import RunConfig, resolve
-from harness.errors import ConfigError
+from harness.campaign.config import RunConfig, resolve
+from harness.core.errors import ConfigError
 
 CPU = dict(dataset="digits", backend="frcnn", preset="cpu", cost_model="paper",
            train_iters=180, initial_train_iters=150, batch_labeled=8, batch_unlabeled=4)

@@ -18,7 +18,7 @@ import torch
 from faster_coco_eval import COCO, COCOeval_faster
 from torchvision.ops import box_iou
 
-from harness.boxes import iou_matrix
+from harness.core.boxes import iou_matrix
 from harness.datasets.base import ImageSet
 
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Callable
 
-from harness.config import RunConfig
-from harness.errors import ConfigError, HarnessError
+from harness.campaign.config import RunConfig
+from harness.core.errors import ConfigError, HarnessError
 
 GPU_PRESETS = ("paper",)  # backend presets that train on a GPU
 
@@ -52,7 +52,7 @@ def run_one(cfg: RunConfig, echo: Callable[[str], None] = print,
             progress: bool = False) -> str | None:
     """Run (or resume) one campaign: None when it finished, else its error as one line (a
     traceback for a bug is echoed first). The task every executor runs per grid cell."""
-    from harness.loop import run_campaign
+    from harness.campaign.loop import run_campaign
 
     try:
         run_campaign(cfg, echo, progress)
@@ -67,7 +67,7 @@ def run_one(cfg: RunConfig, echo: Callable[[str], None] = print,
 def prepare_cycle0(cfg: RunConfig) -> str | None:
     """Train the cycle-0 model `cfg` shares with the other runs of its seed, unless it is on
     disk already; None on success, else the error."""
-    from harness.loop import Campaign
+    from harness.campaign.loop import Campaign
 
     try:
         Campaign.build(cfg, echo=silent, progress=False).prepare_cycle0()

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from harness.errors import HarnessWarning
-from harness.io import write_text_atomic
+from harness.core.errors import HarnessWarning
+from harness.core.io import write_text_atomic
 
 # what decides a run's numbers: the detector stack, the data generation, the evaluation
 PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pillow", "scikit-learn", "pandas",

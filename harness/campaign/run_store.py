@@ -1,7 +1,7 @@
 """A run folder on disk, written so that a kill at any moment loses at most the cycle in flight.
 
     config.yaml          the resolved config
-    environment.yaml     the library versions it computed with (harness/environment.py)
+    environment.yaml     the library versions it computed with (harness/campaign/environment.py)
     cycles.csv           one row per completed cycle
     actions.parquet      one row per annotator action
     confusion.parquet    per cycle, the test-set class confusion (cycle, true, predicted, count)
@@ -33,12 +33,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness.config import RunConfig, save_config
-from harness.environment import record as record_environment
-from harness.errors import HarnessError
-from harness.io import atomic_path, write_csv_atomic, write_parquet_atomic, write_text_atomic
-from harness.labels import LabelTable
-from harness.queries import ACTION_KINDS
+from harness.campaign.config import RunConfig, save_config
+from harness.campaign.environment import record as record_environment
+from harness.core.errors import HarnessError
+from harness.core.io import atomic_path, write_csv_atomic, write_parquet_atomic, write_text_atomic
+from harness.core.labels import LabelTable
+from harness.core.queries import ACTION_KINDS
 
 LABEL_FIELDS = ("image", "boxes", "labels", "provenance", "score", "fully_annotated",
                 "labeled_cycle")
@@ -133,8 +133,8 @@ class RunStore:
 
     def save_confusion(self, cycle: int, matrix, classes) -> None:
         """The test-set confusion matrix of cycle `cycle`'s model ((C + 1, C + 1) counts, last
-        index background; see harness.evaluation.confusion_matrix), kept in long form with class
-        names so a report reads it without the dataset. Published by the cycle's commit."""
+        index background; see harness.campaign.evaluation.confusion_matrix), kept in long form
+        with class names so a report reads it without the dataset. Published by the cycle's commit."""
         names = [str(c) for c in classes] + ["background"]
         true, pred = np.meshgrid(np.arange(len(names)), np.arange(len(names)), indexing="ij")
         frame = pd.DataFrame({"cycle": cycle, "true": np.asarray(names)[true.ravel()],

@@ -31,14 +31,14 @@ def add_label_studio_option(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_answers_import(args) -> int:
-    from harness.answers import import_answers
+    from harness.human.answers import import_answers
 
     import_answers(args.run_dir, export=args.export, partial=args.partial)
     return 0
 
 
 def cmd_answers_pull(args) -> int:
-    from harness.answers import pull_answers
+    from harness.human.answers import pull_answers
 
     pull_answers(args.run_dir, args.label_studio_url, partial=args.partial)
     return 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.boxes import best_match
+from harness.core.boxes import best_match
 from harness.datasets.base import ImageSet
 
 

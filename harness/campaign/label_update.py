@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from harness.boxes import best_match
-from harness.labels import CLAIMS, LabelTable, Provenance
-from harness.predictions import PoolPredictions
-from harness.queries import Queries, QueryKind
-from harness.weak_labels import boxes_for_points
+from harness.campaign.weak_labels import boxes_for_points
+from harness.core.boxes import best_match
+from harness.core.labels import CLAIMS, LabelTable, Provenance
+from harness.core.predictions import PoolPredictions
+from harness.core.queries import Queries, QueryKind
 from oracles.base import CORRECT, DROP, KEEP, UNUSED, Answers
 
 
@@ -23,8 +23,8 @@ def apply_answers(labels: LabelTable, rejected: LabelTable, queries: Queries, an
     again (also a duplicate: a box of an object that has its human box, oracles/simulated.py);
     full_image -> GROUND_TRUTH boxes, image complete; extreme_click_box -> EXTREME_CLICK boxes,
     image complete (every object has its box); click / point -> CLICK boxes taken from `preds`
-    (the detections the questions were asked from, see harness/weak_labels.py), image touched
-    but not complete.
+    (the detections the questions were asked from, see harness/campaign/weak_labels.py), image
+    touched but not complete.
 
     A complete image keeps the human boxes it had (CLAIMS: verified, corrected, drawn): the
     annotator boxes only the objects that have none (the oracle's answer holds only those, and
@@ -68,7 +68,7 @@ def apply_answers(labels: LabelTable, rejected: LabelTable, queries: Queries, an
 
 def weak_rows(queries: Queries, answers: Answers, preds: PoolPredictions | None) -> np.ndarray:
     """(D,) the detection row each drawn click / point becomes (-1: none contains it, or not a
-    weak label; see harness/weak_labels.py)."""
+    weak label; see harness/campaign/weak_labels.py)."""
     rows = np.full(len(answers.drawn_query), -1, np.int64)
     weak = np.isin(queries.kind, (QueryKind.CLICK, QueryKind.POINT))[answers.drawn_query]
     if weak.any():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.predictions import PoolPredictions
+from harness.core.predictions import PoolPredictions
 
 
 def boxes_for_points(image: np.ndarray, points: np.ndarray, labels: np.ndarray,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.config import RunConfig, parse_amount
-from harness.errors import ConfigError
+from harness.campaign.config import RunConfig, parse_amount
+from harness.core.errors import ConfigError
 
 
 def cycle_budget(cfg: RunConfig, pool_images: int, pool_boxes: int, full_image_s: float) -> float:

@@ -1,11 +1,12 @@
 """Collecting a person's answers: `python -m harness answers import RUN_DIR EXPORT.json` and
 `answers pull RUN_DIR`.
 
-A run with `--oracle human` stops at its query phase (harness/pending.py). This module reads the
-Label Studio export (through oracles/label_studio.py, the only code that knows its format),
-checks it against the questions asked, turns it into the simulated annotator's `Answers`, and
-closes the cycle through the loop's own path (harness.loop.take_answers / commit_cycle), so
-`resume` then trains the next cycle on the new labels. Every check runs before the first write:
+A run with `--oracle human` stops at its query phase (harness/campaign/pending.py). This
+module reads the Label Studio export (through oracles/label_studio.py, the only code that knows
+its format), checks it against the questions asked, turns it into the simulated annotator's
+`Answers`, and closes the cycle through the loop's own path
+(harness.campaign.loop.take_answers / commit_cycle), so `resume` then trains the next cycle on
+the new labels. Every check runs before the first write:
 a bad file leaves the run as it was.
 
 Seconds: a task's `lead_time` (what Label Studio measured) is split over the task's actions in
@@ -25,11 +26,11 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from harness.budget import query_costs
-from harness.config import RunConfig, resolve
-from harness.errors import ConfigError, HarnessError
-from harness.io import write_text_atomic
-from harness.pending import clear_pending, load_pending, pending_cycle
+from harness.campaign.budget import query_costs
+from harness.campaign.config import RunConfig, resolve
+from harness.campaign.pending import clear_pending, load_pending, pending_cycle
+from harness.core.errors import ConfigError, HarnessError
+from harness.core.io import write_text_atomic
 
 
 def run_config(run_dir: Path) -> RunConfig:
@@ -63,7 +64,7 @@ def import_answers(run_dir: Path, tasks: list | None = None, export: Path | None
                    partial: bool = False, echo: Callable[[str], None] = print) -> dict:
     """Close the waiting cycle of `run_dir` with the answers in `tasks` (an export already
     read) or the file `export`. Returns a summary (asked, not asked, actions, seconds)."""
-    from harness.loop import Campaign, commit_cycle, take_answers
+    from harness.campaign.loop import Campaign, commit_cycle, take_answers
     from oracles.human import annotate_dir
     from oracles.label_studio import AnswerFileError, parse_export, read_export
 

@@ -13,7 +13,7 @@ them, every uncovered region background), on the fair batches.
 
 from __future__ import annotations
 
-from harness.config import RunConfig, resolve
+from harness.campaign.config import RunConfig, resolve
 
 FULL = {"teacher": True, "strong_augment": True, "pseudo_regression": False,
         "pseudo_background": "soft"}
@@ -32,7 +32,7 @@ VARIANTS: dict[str, dict] = {
 def check_configs(base: RunConfig, variants: list[str], seeds: list[int]) -> list[RunConfig]:
     """The runs of the check: supervised once per seed, then ssod per variant and seed.
     Seeds outermost, so that a cut-short check still pairs whole seeds."""
-    from harness.errors import ConfigError
+    from harness.core.errors import ConfigError
 
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:

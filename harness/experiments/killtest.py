@@ -1,10 +1,10 @@
 """Kill test: SIGKILL a real run at random moments, resume it each time, and check that it ends
 with exactly the results of an uninterrupted run of the same command and seed.
 
-    python -m harness.killtest [--kills 12] [--seed 0] [--out DIR] [-- RUN OPTIONS]
+    python -m harness.experiments.killtest [--kills 12] [--seed 0] [--out DIR] [-- RUN OPTIONS]
 
 1. The reference: the run, uninterrupted, with $HARNESS_TRACE recording when each phase of
-   each cycle starts (harness/loop.py: fit, predict, query, write, committed).
+   each cycle starts (harness/campaign/loop.py: fit, predict, query, write, committed).
 2. Targets: `kills` moments drawn at random inside the reference's phases, the phases taken in
    turn (fit, predict, query, write, fit, ...) so that each gets its share: a target is
    (phase, cycle, offset as a share of that phase's length in the reference), in time order.
@@ -44,7 +44,7 @@ PHASES = ("fit", "predict", "query", "write")
 # there: continuing it, sleeping and signalling take about this long, and a short phase
 # (query on a fast machine) would be over before the signal lands.
 MIN_DELAY = 0.05
-TIMING_COLUMNS = ("cycle_seconds",)  # wall-clock, differs from run to run by nature
+TIMING_COLUMNS = ("cycle_seconds", "train_seconds")  # wall-clock: differs from run to run
 TINY = ("--strategy", "delr", "--dataset", "digits", "--pool-size", "20", "--test-size", "4",
         "--cycles", "2", "--train-iters", "1", "--initial", "20%", "--cycle-budget", "10%",
         "--tau", "0.05")
@@ -202,7 +202,8 @@ def compare_runs(a: Path, b: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.killtest", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m harness.experiments.killtest",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("--kills", type=int, default=12, help="how many SIGKILLs (default 12)")
     p.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
     p.add_argument("--rng-seed", type=int, help="seed of the kill moments (default: random)")

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from harness.predictions import PoolPredictions
+from harness.core.predictions import PoolPredictions
 
 
 @dataclass(frozen=True)

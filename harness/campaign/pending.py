@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import HarnessError
-from harness.io import atomic_path, write_text_atomic
-from harness.predictions import PoolPredictions
-from harness.queries import Queries
+from harness.core.errors import HarnessError
+from harness.core.io import atomic_path, write_text_atomic
+from harness.core.predictions import PoolPredictions
+from harness.core.queries import Queries
 
 PRED_FIELDS = ("image", "boxes", "labels", "scores", "class_probs")
 

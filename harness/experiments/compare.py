@@ -1,7 +1,7 @@
 """A grid of campaigns (strategies x seeds) and its summary: `python -m harness compare`.
 
-An executor (harness/executors.py) runs the grid: in this process by default, else in worker
-processes or on Ray. A run that fails is reported with its error and the others go on; running
+An executor (harness/experiments/executors.py) runs the grid: in this process by default, else
+in worker processes or on Ray. A run that fails is reported with its error and the others go on; running
 the same command again skips finished runs and resumes partial ones.
 
 The cycle-0 model is trained once per seed and shared by every strategy. Before parallel runs
@@ -21,14 +21,14 @@ from typing import Callable
 
 import pandas as pd
 
-from harness import eta
-from harness.config import RunConfig
-from harness.errors import CapabilityError, ConfigError, HarnessError
-from harness.executors import (LocalExecutor, Task, prepare_cycle0, run_one, run_resources,
-                               silent)
-from harness.eta import planned_iterations, planned_predictions
-from harness.io import write_csv_atomic
-from harness.loop import Campaign
+from harness.core import eta
+from harness.campaign.config import RunConfig
+from harness.core.errors import CapabilityError, ConfigError, HarnessError
+from harness.core.eta import planned_iterations, planned_predictions
+from harness.experiments.executors import (LocalExecutor, Task, prepare_cycle0, run_one,
+                                           run_resources, silent)
+from harness.core.io import write_csv_atomic
+from harness.campaign.loop import Campaign
 
 
 def grid(base: RunConfig, strategies: list[str], seeds: list[int]) -> list[RunConfig]:
@@ -127,7 +127,7 @@ def sweep_settings(base: RunConfig, sweep: dict[str, tuple]) -> list[RunConfig]:
     named after its setting (e.g. `tau=0.5`); no sweep: just `base`."""
     if not sweep:
         return [base]
-    from harness.config import FIELDS, resolve
+    from harness.campaign.config import FIELDS, resolve
 
     unknown = sorted(set(sweep) - set(FIELDS))
     if unknown:

@@ -136,6 +136,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     recipe.add_argument("--pseudo-background", choices=["hard", "ignore", "soft"],
                         help="what uncovered regions of a pseudo image teach")
     recipe.add_argument("--ema-decay", type=float, help="the teacher's EMA decay (0.99)")
+    recipe.add_argument("--burn-in", type=float, metavar="FRACTION",
+                        help="share of a cycle trained on the labelled stream alone before "
+                             "the pseudo stream starts")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy parameter (repeatable), e.g. --param skip_score=0.95")
     p.add_argument("--out", help="results root (default runs)")
@@ -187,7 +190,8 @@ RUN_FIELDS = ("dataset", "data_root", "backend", "preset", "weights", "cycles", 
               "charge_initial", "cycle_budget", "budget_unit", "tau", "delta_pos", "delta_bg",
               "oracle", "cost_model", "pool_size", "test_size", "train_iters", "train_minutes",
               "initial_train_iters", "threads", "pseudo_negatives", "teacher", "ema_decay",
-              "strong_augment", "pseudo_regression", "pseudo_background", "out", "experiment")
+              "strong_augment", "pseudo_regression", "pseudo_background", "burn_in", "out",
+              "experiment")
 
 
 def run_config(args, base=None, **extra):
@@ -450,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "supervised-only at equal labels, per variant")
     p.add_argument("--variants", default="full", help="comma-separated recipe variants "
                    "(default full; all: every one): full, no-teacher, no-strong, regression, "
-                   "bg-ignore, bg-hard, plain")
+                   "bg-ignore, bg-hard, burn-in, no-strong+burn-in, plain")
     p.add_argument("--seeds", type=int, default=5, help="how many seeds (default 5)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     add_run_options(p)

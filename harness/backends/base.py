@@ -105,6 +105,7 @@ class TrainControl:
     strong_augment: bool | None = None
     pseudo_regression: bool | None = None
     pseudo_background: str | None = None  # hard | ignore | soft
+    burn_in: float | None = None  # share of the cycle before the pseudo stream starts
     tau: float = 0.7  # the teacher's pseudo-label score threshold (the run's tau)
     grad_clip: float | None = 10.0
     hflip_augment: bool = True

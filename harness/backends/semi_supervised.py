@@ -23,6 +23,11 @@ preset's choice, recorded in cycles.csv):
 - `pseudo_regression`: whether unverified pseudo boxes teach box regression. Unbiased Teacher
   applies pseudo labels to the classification losses only (RPN and R-CNN), because a box's
   score says nothing of its localisation. Human boxes always teach regression.
+- `burn_in` (Unbiased Teacher's burn-in stage): the first `burn_in` share of the cycle's
+  iterations trains the labelled stream alone; then the teacher is made from the student and
+  the pseudo stream starts. The cycle starts from the previous cycle's model, which is already
+  a burn-in of sorts, but one that the cycle's own supervised steps improve quickly: a teacher
+  made from it labels worse than the student soon learns from the labels alone.
 - `pseudo_background`: what the regions of a pseudo image that no box covers teach. `hard`:
   background, as on a complete image (a missed object becomes a hard negative); `ignore`:
   nothing; `soft` (Soft Teacher): each background sample's classification loss weighted by
@@ -61,13 +66,15 @@ class SSODRecipe:
     strong_augment: bool = True
     pseudo_regression: bool = False
     pseudo_background: str = "soft"
+    burn_in: float = 0.0
 
     def parts(self) -> str:
         """The recipe in one cycles.csv cell, e.g. `teacher,strong,no-reg,bg=soft`."""
         return ",".join([*(["teacher"] if self.teacher else []),
                          *(["strong"] if self.strong_augment else []),
                          "reg" if self.pseudo_regression else "no-reg",
-                         f"bg={self.pseudo_background}"])
+                         f"bg={self.pseudo_background}",
+                         *([f"burn-in={self.burn_in:g}"] if self.burn_in else [])])
 
 
 # what the pseudo stream trains on any torchvision-style detector without losses of its own
@@ -89,11 +96,15 @@ def resolve_recipe(control, preset: SSODRecipe, backend: str,
         background = "ignore"
     chosen = {"teacher": control.teacher, "ema_decay": control.ema_decay,
               "strong_augment": control.strong_augment,
-              "pseudo_regression": control.pseudo_regression, "pseudo_background": background}
+              "pseudo_regression": control.pseudo_regression, "pseudo_background": background,
+              "burn_in": control.burn_in}
     recipe = replace(preset, **{k: v for k, v in chosen.items() if v is not None})
     if recipe.pseudo_background not in BACKGROUNDS:
         raise ConfigError(f"pseudo_background {recipe.pseudo_background!r}: use "
                           f"{', '.join(BACKGROUNDS)}")
+    if not 0 <= recipe.burn_in < 1:
+        raise ConfigError(f"burn_in must be a fraction of the cycle in [0, 1), got "
+                          f"{recipe.burn_in}")
     if not 0 <= recipe.ema_decay < 1:
         raise ConfigError(f"ema_decay must be in [0, 1), got {recipe.ema_decay}")
     wanted = {"teacher": recipe.teacher, "strong_augment": recipe.strong_augment,
@@ -231,9 +242,10 @@ class PseudoStream:
         if custom and ops is None:
             raise ConfigError("this backend trains only the plain pseudo-label recipe")
         self.custom = custom
-        needs_teacher = self.recipe.teacher or self.recipe.pseudo_background == "soft"
-        self.teacher = EMATeacher(model) if needs_teacher and self.size else None
-        self.pseudo_boxes = self.images_seen = 0
+        self.needs_teacher = (self.recipe.teacher or self.recipe.pseudo_background == "soft") \
+            and self.size > 0
+        self.teacher = None  # made from the student when the burn-in ends (at once without)
+        self.pseudo_boxes = self.images_seen = self.steps = 0
 
     # -- one step ------------------------------------------------------------------------
     def load(self, n: int):
@@ -266,6 +278,11 @@ class PseudoStream:
         from harness.backends.stem_cache import STEM_CACHE
 
         r = self.recipe
+        if fraction < r.burn_in:
+            return None  # the labelled stream alone, until the burn-in ends
+        if self.needs_teacher and self.teacher is None:
+            self.teacher = EMATeacher(model)  # Unbiased Teacher: the student after burn-in
+        self.steps += 1
         with record_function("train.load_batch"):
             images, human, static, rejected = self.load(n)
         state = None
@@ -305,6 +322,7 @@ class PseudoStream:
 
     def report(self) -> dict:
         return {"ssod_recipe": self.recipe.parts(), "pseudo_stream_images": self.size,
+                "pseudo_steps": self.steps,
                 "pseudo_boxes_per_image": self.pseudo_boxes / max(self.images_seen, 1)}
 
 

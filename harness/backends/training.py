@@ -134,7 +134,8 @@ class Batches:
             total = self.labeled_loss(model, objective, fraction, positions, images, targets)
         if self.n_pseudo and c.unlabeled_loss_weight:
             loss = self.pseudo.loss(model, objective, self.n_pseudo, fraction)
-            total = total + c.unlabeled_loss_weight * loss
+            if loss is not None:  # None: still in the recipe's burn-in
+                total = total + c.unlabeled_loss_weight * loss
         if wants_unlabeled:
             drawn = self.unlabeled.take(c.batch_unlabeled or c.batch_labeled)
             with record_function("train.load_batch"):

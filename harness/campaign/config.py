@@ -66,6 +66,7 @@ class RunConfig:
     strong_augment: bool | None = None
     pseudo_regression: bool | None = None
     pseudo_background: str | None = None  # hard | ignore | soft
+    burn_in: float | None = None  # share of a cycle trained on the labelled stream alone first
     warm_start: bool = True  # each cycle fine-tunes the previous cycle's model
     experiment: str = ""  # empty: named after the dataset
     out: str = "runs"
@@ -259,6 +260,8 @@ def validate(cfg: RunConfig) -> None:
     if cfg.pseudo_background not in (None, "hard", "ignore", "soft"):
         raise ConfigError(f"pseudo_background must be hard, ignore or soft, got "
                           f"{cfg.pseudo_background!r}")
+    if cfg.burn_in is not None and not 0 <= cfg.burn_in < 1:
+        raise ConfigError(f"burn_in must be a fraction of the cycle in [0, 1), got {cfg.burn_in}")
     if cfg.ema_decay is not None and not 0 <= cfg.ema_decay < 1:
         raise ConfigError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}")
     if cfg.budget_unit not in ("seconds", "images", "boxes"):

@@ -24,6 +24,9 @@ VARIANTS: dict[str, dict] = {
     "regression": {**FULL, "pseudo_regression": True},
     "bg-ignore": {**FULL, "pseudo_background": "ignore"},
     "bg-hard": {**FULL, "pseudo_background": "hard"},
+    # Unbiased Teacher's burn-in: the first half of the cycle on the labelled stream alone
+    "burn-in": {**FULL, "burn_in": 0.5},
+    "no-strong+burn-in": {**FULL, "strong_augment": False, "burn_in": 0.5},
     "plain": {"teacher": False, "strong_augment": False, "pseudo_regression": True,
               "pseudo_background": "hard"},
 }

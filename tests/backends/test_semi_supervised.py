@@ -270,3 +270,17 @@ def test_retinanet_trains_the_full_recipe(digits_pool):
     log = backend.fit(TrainingSet.from_labels(digits_pool, labels), control)
     assert log["iterations"] == 2 and np.isfinite(log["loss"])
     assert log["ssod_recipe"] == "teacher,strong,no-reg,bg=soft"
+
+
+def test_burn_in_trains_the_labelled_stream_alone_then_starts_the_teacher(digits_pool):
+    labels = LabelTable.empty(len(digits_pool))
+    for i in range(4):
+        b, lab, _ = digits_pool.targets(i)
+        labels = labels.with_boxes(np.full(len(b), i), b, lab, Provenance.GROUND_TRUTH)
+    labels = labels.mark(np.arange(4), 0, True)
+    backend = FasterRCNNBackend(10, "cpu", seed=0)
+    control = TrainControl(iterations=4, batch_labeled=2, batch_unlabeled=2, pseudo_stream=True,
+                           burn_in=0.5, tau=0.0, progress=False)
+    log = backend.fit(TrainingSet.from_labels(digits_pool, labels), control)
+    assert log["pseudo_steps"] == 2  # iterations 2 and 3 of 4
+    assert log["ssod_recipe"].endswith("burn-in=0.5")

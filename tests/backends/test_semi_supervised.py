@@ -161,7 +161,8 @@ def test_the_labelled_stream_is_the_same_for_random_and_ssod(tmp_path, monkeypat
     assert last(ssod_rows, "train_images_labeled_per_step") == TINY["batch_labeled"]
     assert last(random_rows, "train_images_pseudo_per_step") == 0
     assert last(ssod_rows, "train_images_pseudo_per_step") == TINY["batch_unlabeled"]
-    assert last(ssod_rows, "ssod_recipe") == SSODRecipe().parts()
+    assert last(ssod_rows, "ssod_recipe") == FasterRCNNBackend.ssod_recipe.parts()
+    assert last(random_rows, "ssod_recipe") == "none"
 
 
 def test_verified_boxes_on_an_incomplete_image_train_as_human_labels(tmp_path, monkeypatch):

@@ -109,7 +109,7 @@ class RCNNPseudoOps(PseudoOps):
     """The recipe on DualHeadRCNN: the teacher detects with head 1; every head of the student
     learns from the merged targets; soft background asks the teacher's same head."""
 
-    supported = frozenset({"teacher", "strong_augment", "no_pseudo_regression", "ignore",
+    supported = frozenset({"teacher", "strong_augment", "no_pseudo_regression", "burn_in", "ignore",
                            "soft"})
 
     def teacher_pass(self, teacher, images):

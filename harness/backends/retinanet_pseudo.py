@@ -61,7 +61,7 @@ class RetinaNetPseudoOps(PseudoOps):
     (the model's `detection_settings`); every head of the student learns from the merged
     targets; soft background asks the teacher's same head."""
 
-    supported = frozenset({"teacher", "strong_augment", "no_pseudo_regression", "ignore",
+    supported = frozenset({"teacher", "strong_augment", "no_pseudo_regression", "burn_in", "ignore",
                            "soft"})
 
     def teacher_pass(self, teacher, images):

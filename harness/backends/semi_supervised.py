@@ -11,7 +11,7 @@ preset's choice, recorded in cycles.csv):
 - `teacher` (Mean Teacher as used by Unbiased Teacher, Liu et al. ICLR 2021, and Soft Teacher,
   Xu et al. ICCV 2021): an exponential moving average of the student labels each drawn image
   while the student trains, `teacher <- d * teacher + (1 - d) * student` after every step
-  (d = `ema_decay`; over floating buffers of trainable batch norms too). It starts as the
+  (d = `ema_decay`; over the running statistics of batch norms too). It starts as the
   model the cycle starts from, the one whose confident boxes the loop kept as pseudo labels.
   Its boxes scoring >= tau are the image's pseudo boxes, except where a human box or a region
   the annotator rejected already is (IoU >= 0.5, the loop's own rule in `settled`). Without
@@ -78,7 +78,7 @@ class SSODRecipe:
 
 
 # what the pseudo stream trains on any torchvision-style detector without losses of its own
-GENERIC_PARTS = frozenset({"strong_augment", "ignore"})
+GENERIC_PARTS = frozenset({"strong_augment", "ignore", "burn_in"})
 
 # the harness's recipe before this module: the cycle-start model's boxes, the detector's own
 # losses on them (regression included), every uncovered region background
@@ -89,8 +89,8 @@ PLAIN = SSODRecipe(teacher=False, strong_augment=False, pseudo_regression=True,
 def resolve_recipe(control, preset: SSODRecipe, backend: str,
                    supported: frozenset[str]) -> SSODRecipe:
     """The run's recipe: the control's choices over the preset's. `supported` names the parts
-    the backend implements beyond PLAIN: teacher, strong_augment, no_pseudo_regression, and the
-    backgrounds (ignore, soft)."""
+    the backend implements beyond PLAIN: teacher, strong_augment, no_pseudo_regression,
+    burn_in and the backgrounds (ignore, soft)."""
     background = control.pseudo_background
     if background is None and not control.pseudo_negatives:
         background = "ignore"
@@ -109,7 +109,8 @@ def resolve_recipe(control, preset: SSODRecipe, backend: str,
         raise ConfigError(f"ema_decay must be in [0, 1), got {recipe.ema_decay}")
     wanted = {"teacher": recipe.teacher, "strong_augment": recipe.strong_augment,
               "no_pseudo_regression": not recipe.pseudo_regression,
-              recipe.pseudo_background: recipe.pseudo_background != "hard"}
+              recipe.pseudo_background: recipe.pseudo_background != "hard",
+              "burn_in": recipe.burn_in > 0}
     missing = sorted(k for k, on in wanted.items() if on and k not in supported)
     if missing:
         raise ConfigError(
@@ -149,7 +150,8 @@ class EMATeacher:
 def strong_view(image: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Unbiased Teacher's strong augmentation of a (3, H, W) image in [0, 1], photometric only:
     colour jitter (p 0.8), grayscale (p 0.2), Gaussian blur (p 0.5, sigma 0.1-2), then three
-    cutouts (p 0.7 / 0.5 / 0.3, 2-20 % of the image, random values). Draws come from `gen`."""
+    cutouts (p 0.7 / 0.5 / 0.3, of 5-20 / 2-20 / 2-20 % of the image, random values, as
+    Unbiased Teacher's). Draws come from `gen`."""
     import torchvision.transforms.v2.functional as TF
 
     def draw(lo=0.0, hi=1.0) -> float:

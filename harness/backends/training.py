@@ -102,7 +102,10 @@ class Batches:
 
     The labelled stream (images with a human box, complete or not) gives `batch_labeled`
     images per step from its own generator, seeded by the control's seed alone: the same
-    images in the same order for every strategy that holds the same labels, whatever it adds.
+    images in the same order for every strategy that holds the same labels, whatever pseudo
+    images it adds (an objective's unlabelled images, MI-AOD's, share this generator; and the
+    torch generator, which the detectors' anchor and RoI samplers draw from, is shared by both
+    streams, so the sampled anchors of the same images differ once a pseudo stream runs).
     The pseudo stream (harness/backends/semi_supervised.py) comes on top with
     `batch_unlabeled` images per step, from a generator of its own. (With no labelled image at
     all, the pseudo stream takes both shares.) An objective that learns from unlabelled images
@@ -215,6 +218,10 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
             for group in opt.param_groups:
                 group["lr"] = learning_rate(control, it, fraction)
             total = batches.loss(model, objective, fraction)
+            if not torch.is_tensor(total) or not total.requires_grad:
+                raise HarnessError(f"nothing to learn from at iteration {it}: no labelled image "
+                                   "and no pseudo image with a box in this step (give the run "
+                                   "labelled images, or no burn-in without them)")
             if not torch.isfinite(total):
                 raise HarnessError(f"training diverged at iteration {it} (loss {float(total)}); "
                                    "lower the learning rate")

@@ -197,8 +197,9 @@ class FasterRCNNBackend(Backend):
     # the semi-supervised recipe of the pseudo stream (semi_supervised.py), chosen by its gain
     # over supervised-only training at equal labels: the EMA teacher, no regression on unverified
     # pseudo boxes, soft background, and no strong views (python -m harness ssod-check, 5 seeds
-    # on the calibrated default: +0.001 [-0.005, +0.006] AP50, the best of nine variants and
-    # the only one with a positive mean; docs/pseudo-labels.md)
+    # on the calibrated default: +0.001 [-0.005, +0.006] AP50, the best of nine variants;
+    # -0.007 [-0.014, -0.001] on 5 fresh seeds: no recipe beats supervised-only there yet;
+    # docs/pseudo-labels.md)
     pseudo_ops = RCNNPseudoOps()
     ssod_recipe = SSODRecipe(strong_augment=False)
 

@@ -21,7 +21,7 @@ from torchvision.models.detection.rpn import concat_box_prediction_layers
 from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import boxes as box_ops
 
-from harness.backends.semi_supervised import PseudoOps
+from harness.backends.semi_supervised import ALL_PARTS, PseudoOps
 from harness.core.labels import Provenance
 
 PSEUDO = int(Provenance.PSEUDO)
@@ -109,8 +109,7 @@ class RCNNPseudoOps(PseudoOps):
     """The recipe on DualHeadRCNN: the teacher detects with head 1; every head of the student
     learns from the merged targets; soft background asks the teacher's same head."""
 
-    supported = frozenset({"teacher", "strong_augment", "no_pseudo_regression", "burn_in", "ignore",
-                           "soft"})
+    supported = ALL_PARTS
 
     def teacher_pass(self, teacher, images):
         tin, _ = teacher.transform(images)

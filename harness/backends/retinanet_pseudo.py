@@ -20,7 +20,7 @@ from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import sigmoid_focal_loss
 
 from harness.backends.anchors import detections, select_detections
-from harness.backends.semi_supervised import PseudoOps
+from harness.backends.semi_supervised import ALL_PARTS, PseudoOps
 from harness.core.labels import Provenance
 
 PSEUDO = int(Provenance.PSEUDO)
@@ -61,8 +61,7 @@ class RetinaNetPseudoOps(PseudoOps):
     (the model's `detection_settings`); every head of the student learns from the merged
     targets; soft background asks the teacher's same head."""
 
-    supported = frozenset({"teacher", "strong_augment", "no_pseudo_regression", "burn_in", "ignore",
-                           "soft"})
+    supported = ALL_PARTS
 
     def teacher_pass(self, teacher, images):
         score_thresh, candidates, nms_thresh, per_image = teacher.detection_settings

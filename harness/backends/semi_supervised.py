@@ -79,6 +79,8 @@ class SSODRecipe:
 
 # what the pseudo stream trains on any torchvision-style detector without losses of its own
 GENERIC_PARTS = frozenset({"strong_augment", "ignore", "burn_in"})
+# every part: what a backend with losses of its own (rcnn_pseudo, retinanet_pseudo) trains
+ALL_PARTS = GENERIC_PARTS | {"teacher", "no_pseudo_regression", "soft"}
 
 # the harness's recipe before this module: the cycle-start model's boxes, the detector's own
 # losses on them (regression included), every uncovered region background

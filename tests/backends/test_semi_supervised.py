@@ -256,14 +256,19 @@ def test_retinanet_recipe_losses_equal_torchvisions_on_human_boxes(digits_pool):
     assert torch.allclose(mine, reference, rtol=1e-5)
 
 
+def complete_labels(pool, n: int) -> LabelTable:
+    """The first n images of `pool`, fully annotated with their ground truth."""
+    labels = LabelTable.empty(len(pool))
+    for i in range(n):
+        b, lab, _ = pool.targets(i)
+        labels = labels.with_boxes(np.full(len(b), i), b, lab, Provenance.GROUND_TRUTH)
+    return labels.mark(np.arange(n), 0, True)
+
+
 def test_retinanet_trains_the_full_recipe(digits_pool):
     from harness.backends.retinanet import RetinaNetBackend
 
-    labels = LabelTable.empty(len(digits_pool))
-    for i in range(4):
-        b, lab, _ = digits_pool.targets(i)
-        labels = labels.with_boxes(np.full(len(b), i), b, lab, Provenance.GROUND_TRUTH)
-    labels = labels.mark(np.arange(4), 0, True)
+    labels = complete_labels(digits_pool, 4)
     backend = RetinaNetBackend(10, "cpu", seed=0)
     control = TrainControl(iterations=2, batch_labeled=2, batch_unlabeled=2, pseudo_stream=True,
                            teacher=True, strong_augment=True, pseudo_regression=False,
@@ -274,11 +279,7 @@ def test_retinanet_trains_the_full_recipe(digits_pool):
 
 
 def test_burn_in_trains_the_labelled_stream_alone_then_starts_the_teacher(digits_pool):
-    labels = LabelTable.empty(len(digits_pool))
-    for i in range(4):
-        b, lab, _ = digits_pool.targets(i)
-        labels = labels.with_boxes(np.full(len(b), i), b, lab, Provenance.GROUND_TRUTH)
-    labels = labels.mark(np.arange(4), 0, True)
+    labels = complete_labels(digits_pool, 4)
     backend = FasterRCNNBackend(10, "cpu", seed=0)
     control = TrainControl(iterations=4, batch_labeled=2, batch_unlabeled=2, pseudo_stream=True,
                            burn_in=0.5, tau=0.0, progress=False)

@@ -1,8 +1,10 @@
-"""Two small pieces both training streams use: an image as a tensor, and endless shuffled
-passes over a list of images (a module of its own so that training.py and
+"""Small pieces every training stream uses: an image as a tensor, endless shuffled passes
+over a list of images, and a torch random stream of its own (a module of its own so that training.py and
 semi_supervised.py both import it, not each other)."""
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import torch
@@ -24,3 +26,38 @@ class EndlessShuffle:
             self._queue = np.concatenate([self._queue, self.rng.permutation(self.items)])
         out, self._queue = self._queue[:n], self._queue[n:]
         return out
+
+
+class TorchStream:
+    """A torch random stream of its own for one training stream.
+
+    The detectors' anchor and RoI samplers draw from torch's global generator; a stream that
+    runs inside `active()` draws from its own state instead, so adding a pseudo (or an
+    unlabelled) stream leaves the labelled stream's samples exactly as they are without it.
+    The CUDA generator of the current device is swapped the same way when CUDA is in use.
+    """
+
+    def __init__(self, seed: int):
+        self.cpu = torch.Generator().manual_seed(seed).get_state()
+        self.cuda = None
+        self.seed = seed
+
+    @contextlib.contextmanager
+    def active(self):
+        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+        outer = torch.get_rng_state()
+        outer_cuda = torch.cuda.get_rng_state() if cuda else None
+        torch.set_rng_state(self.cpu)
+        if cuda:
+            if self.cuda is None:
+                torch.cuda.manual_seed(self.seed)
+            else:
+                torch.cuda.set_rng_state(self.cuda)
+        try:
+            yield
+        finally:
+            self.cpu = torch.get_rng_state()
+            torch.set_rng_state(outer)
+            if cuda:
+                self.cuda = torch.cuda.get_rng_state()
+                torch.cuda.set_rng_state(outer_cuda)

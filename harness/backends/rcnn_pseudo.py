@@ -35,7 +35,7 @@ def _normalised(weights: torch.Tensor) -> torch.Tensor:
 def _human(target: dict, matched: torch.Tensor) -> torch.Tensor:
     """(M,) True where the matched box of each sample is a human box."""
     if len(target["boxes"]) == 0:
-        return torch.zeros(len(matched), dtype=torch.bool)
+        return torch.zeros(len(matched), dtype=torch.bool, device=matched.device)
     return target["provenance"][matched.clamp(min=0)] != PSEUDO
 
 
@@ -52,7 +52,8 @@ def rpn_losses(rpn, images, feats, targets, recipe, teacher_objectness=None):
     labels, matched_boxes, human = [], [], []
     for a, t in zip(anchors, targets, strict=True):
         if len(t["boxes"]) == 0:
-            m = torch.full((len(a),), Matcher.BELOW_LOW_THRESHOLD, dtype=torch.int64)
+            m = torch.full((len(a),), Matcher.BELOW_LOW_THRESHOLD, dtype=torch.int64,
+                           device=a.device)
             matched_boxes.append(torch.zeros_like(a))
         else:
             m = rpn.proposal_matcher(box_ops.box_iou(t["boxes"], a))
@@ -70,7 +71,7 @@ def rpn_losses(rpn, images, feats, targets, recipe, teacher_objectness=None):
     count = max(len(sampled), 1)
     labels = torch.cat(labels)
     objectness = objectness.flatten()
-    weights = torch.ones(len(sampled))
+    weights = torch.ones(len(sampled), device=objectness.device)
     if recipe.pseudo_background == "soft" and teacher_objectness is not None and len(neg):
         weights[len(pos):] = _normalised(1 - torch.sigmoid(teacher_objectness[neg]))
     cls = F.binary_cross_entropy_with_logits(objectness[sampled], labels[sampled],
@@ -90,7 +91,7 @@ def roi_losses(roi, feats, proposals, image_sizes, targets, recipe, teacher_back
     labels = torch.cat(labels)
     regression_targets = torch.cat(regression_targets)
     count = max(len(labels), 1)
-    weights = torch.ones(len(labels))
+    weights = torch.ones(len(labels), device=logits.device)
     background = labels == 0
     if recipe.pseudo_background == "soft" and teacher_background is not None and background.any():
         weights[background] = _normalised(teacher_background(proposals)[background])

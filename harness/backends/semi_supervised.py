@@ -51,7 +51,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from harness.backends.images import EndlessShuffle, image_tensor
+from harness.backends.images import EndlessShuffle, TorchStream, image_tensor
 from harness.core.errors import ConfigError
 from harness.core.labels import Provenance
 
@@ -201,7 +201,8 @@ def merge_targets(human: tuple, teacher: tuple, rejected: torch.Tensor, tau: flo
         keep &= box_iou(t_boxes, ref).max(1).values < SETTLED_IOU
     n = int(keep.sum())
     return (torch.cat([h_boxes, t_boxes[keep]]), torch.cat([h_labels, t_labels[keep]]),
-            torch.cat([h_prov, torch.full((n,), int(Provenance.PSEUDO), dtype=torch.int8)]))
+            torch.cat([h_prov, torch.full((n,), int(Provenance.PSEUDO), dtype=torch.int8,
+                                          device=h_prov.device)]))
 
 
 class PseudoOps:
@@ -232,7 +233,8 @@ class PseudoStream:
         self.recipe = recipe or PLAIN
         self.ops, self.to_target, self.no_negatives = ops, to_target, no_negatives
         self.rng = np.random.default_rng([control.seed, 1])
-        self.gen = torch.Generator().manual_seed(control.seed * 2 + 1)
+        self.gen = torch.Generator().manual_seed(control.seed * 2 + 1)  # strong views
+        self.torch = TorchStream(control.seed * 2 + 3)  # its anchor and RoI samples
         incomplete = ~data.labeled
         self.position = {int(i): p for p, i in enumerate(data.index)}
         items = data.index[incomplete]

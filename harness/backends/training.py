@@ -21,7 +21,7 @@ import torch
 from torch.profiler import record_function
 
 from harness.backends.base import TrainControl, TrainingSet
-from harness.backends.images import EndlessShuffle, image_tensor  # noqa: F401 (re-exported)
+from harness.backends.images import EndlessShuffle, TorchStream, image_tensor  # noqa: F401
 from harness.core.errors import HarnessError
 from harness.core import eta
 from harness.core.progress import progress_bar
@@ -102,14 +102,13 @@ class Batches:
 
     The labelled stream (images with a human box, complete or not) gives `batch_labeled`
     images per step from its own generator, seeded by the control's seed alone: the same
-    images in the same order for every strategy that holds the same labels, whatever pseudo
-    images it adds (an objective's unlabelled images, MI-AOD's, share this generator; and the
-    torch generator, which the detectors' anchor and RoI samplers draw from, is shared by both
-    streams, so the sampled anchors of the same images differ once a pseudo stream runs).
+    images in the same order, flipped alike and with the same sampled anchors and RoIs, for
+    every strategy that holds the same labels, whatever pseudo or unlabelled images it adds.
     The pseudo stream (harness/backends/semi_supervised.py) comes on top with
-    `batch_unlabeled` images per step, from a generator of its own. (With no labelled image at
-    all, the pseudo stream takes both shares.) An objective that learns from unlabelled images
-    (MI-AOD) draws them after both.
+    `batch_unlabeled` images per step; it and an objective's unlabelled images (MI-AOD's)
+    each draw from numpy and torch generators of their own (`TorchStream`), so neither
+    shifts the labelled stream's draws. (With no labelled image at all, the pseudo stream
+    takes both shares.)
     """
 
     def __init__(self, data: TrainingSet, control: TrainControl, rng: np.random.Generator,
@@ -123,7 +122,9 @@ class Batches:
         if pseudo is not None and pseudo.size:
             self.n_pseudo = control.batch_unlabeled if len(human) else (
                 control.batch_labeled + control.batch_unlabeled)
-        self.unlabeled = EndlessShuffle(data.unlabeled, rng)
+        self.unlabeled_rng = np.random.default_rng([control.seed, 2])
+        self.unlabeled = EndlessShuffle(data.unlabeled, self.unlabeled_rng)
+        self.unlabeled_torch = TorchStream(control.seed * 2 + 2)
 
     def loss(self, model, objective: Objective, fraction: float):
         c = self.control
@@ -136,14 +137,15 @@ class Batches:
                                              self.to_target)
             total = self.labeled_loss(model, objective, fraction, positions, images, targets)
         if self.n_pseudo and c.unlabeled_loss_weight:
-            loss = self.pseudo.loss(model, objective, self.n_pseudo, fraction)
+            with self.pseudo.torch.active():
+                loss = self.pseudo.loss(model, objective, self.n_pseudo, fraction)
             if loss is not None:  # None: still in the recipe's burn-in
                 total = total + c.unlabeled_loss_weight * loss
         if wants_unlabeled:
             drawn = self.unlabeled.take(c.batch_unlabeled or c.batch_labeled)
             with record_function("train.load_batch"):
-                images = load_images(self.data, drawn, self.rng, c.hflip_augment)
-            with record_function("train.forward"):
+                images = load_images(self.data, drawn, self.unlabeled_rng, c.hflip_augment)
+            with self.unlabeled_torch.active(), record_function("train.forward"):
                 total = total + objective.unlabeled_loss(model, images, fraction)
         return total
 

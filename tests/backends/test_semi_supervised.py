@@ -5,6 +5,8 @@ ground truth and teach no background, and the recipe's losses reduce to torchvis
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -129,13 +131,15 @@ def test_pseudo_boxes_teach_no_regression_without_pseudo_regression(digits_pool)
 
 
 def _spy_labelled_draws(monkeypatch):
-    """Every labelled-stream batch a fit loads: (image indices, a checksum per image)."""
+    """Every labelled-stream batch a fit loads: (image indices, a checksum per image, the
+    torch generator's state that its anchor and RoI samplers will draw from)."""
     draws = []
     original = training.load_batch
 
     def spy(data, positions, rng, hflip, to_target):
         images, targets = original(data, positions, rng, hflip, to_target)
-        draws.append((data.index[positions].tolist(), [float(i.sum()) for i in images]))
+        state = hashlib.sha1(torch.get_rng_state().numpy().tobytes()).hexdigest()
+        draws.append((data.index[positions].tolist(), [float(i.sum()) for i in images], state))
         return images, targets
 
     monkeypatch.setattr(training, "load_batch", spy)
@@ -154,8 +158,9 @@ def test_the_labelled_stream_is_the_same_for_random_and_ssod(tmp_path, monkeypat
     ssod_draws, ssod_rows = rows["ssod"]
     # random trained the shared cycle-0 model (3 steps) and its cycle 1; ssod loaded cycle 0
     assert len(random_draws) == 6 and len(ssod_draws) == 3
-    assert ssod_draws == random_draws[3:]  # the same images, flips included, step by step
-    assert all(len(images) == TINY["batch_labeled"] for images, _ in ssod_draws)
+    # the same images, flips included, and the same sampled anchors, step by step
+    assert ssod_draws == random_draws[3:]
+    assert all(len(images) == TINY["batch_labeled"] for images, _, _ in ssod_draws)
     last = lambda t, c: t.set_index("cycle").loc[1, c]  # noqa: E731
     assert last(random_rows, "train_images_labeled_per_step") == TINY["batch_labeled"]
     assert last(ssod_rows, "train_images_labeled_per_step") == TINY["batch_labeled"]
@@ -195,7 +200,7 @@ def test_verified_boxes_on_an_incomplete_image_train_as_human_labels(tmp_path, m
     control = replace(control, iterations=steps, pseudo_stream=False)
     backend = camp.new_backend()
     backend.fit(data, control)
-    drawn = [i for images, _ in draws for i in images]
+    drawn = [i for images, _, _ in draws for i in images]
     counts = pd.Series(drawn).value_counts()
     assert counts[partial] == counts.max() == counts.min()  # as often as any complete image
     partial_calls = [(prov, ignored) for prov, ignored in seen

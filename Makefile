@@ -15,9 +15,14 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 	$(PY) -m harness pretrain
 
+# pyproject.toml asks for torch and torchvision as ranges (a GPU user keeps the build that
+# matches their CUDA); set-up here pins the builds of this machine's local wheels, per
+# architecture. `make setup TORCH_PINS=` installs whatever the ranges and the index give.
+TORCH_PINS ?= $(if $(filter aarch64,$(shell uname -m)),torch==2.9.1 torchvision==0.24.1,torch==2.14.1 torchvision==0.29.1)
+
 $(STAMP): pyproject.toml $(wildcard */__init__.py)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]" $(TORCH_PINS)
 	touch $(STAMP)
 
 demo: setup

@@ -123,6 +123,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--initial-train-iters", type=int, help="iterations for the cycle-0 model (default 150)")
     p.add_argument("--threads", type=int, help="CPU threads per run (default 2; part of the "
                                                "result: another count changes the last digits)")
+    p.add_argument("--device", help="where the detector trains and predicts: auto (default: "
+                                    "the first GPU when there is one, else the CPU), cpu, "
+                                    "cuda or cuda:N")
     p.add_argument("--no-pseudo-negatives", dest="pseudo_negatives", action="store_const",
                    const=False, help="ignore, rather than teach as background, what no pseudo "
                                      "box covers in a pseudo-labelled image")
@@ -189,9 +192,9 @@ def _run_grid(args, configs):
 RUN_FIELDS = ("dataset", "data_root", "backend", "preset", "weights", "cycles", "initial",
               "charge_initial", "cycle_budget", "budget_unit", "tau", "delta_pos", "delta_bg",
               "oracle", "cost_model", "pool_size", "test_size", "train_iters", "train_minutes",
-              "initial_train_iters", "threads", "pseudo_negatives", "teacher", "ema_decay",
-              "strong_augment", "pseudo_regression", "pseudo_background", "burn_in", "out",
-              "experiment")
+              "initial_train_iters", "threads", "device", "pseudo_negatives", "teacher",
+              "ema_decay", "strong_augment", "pseudo_regression", "pseudo_background", "burn_in",
+              "out", "experiment")
 
 
 def run_config(args, base=None, **extra):

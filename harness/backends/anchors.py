@@ -50,7 +50,7 @@ class AnchorLayout:
         return out
 
     def level_of(self, index: torch.Tensor) -> torch.Tensor:
-        bounds = torch.tensor(self.offsets[1:-1], dtype=index.dtype)
+        bounds = torch.tensor(self.offsets[1:-1], dtype=index.dtype, device=index.device)
         return torch.bucketize(index, bounds, right=True)
 
     def mirrored(self, index: torch.Tensor, width: float) -> torch.Tensor:
@@ -59,10 +59,11 @@ class AnchorLayout:
         round(width / stride - 1 - x). Exact when the level's stride divides the width (always
         on the digits' 128 px canvases); otherwise the nearest cell (less than half a cell
         off), clamped to the grid."""
-        offsets = torch.tensor(self.offsets, dtype=index.dtype)
+        offsets = torch.tensor(self.offsets, dtype=index.dtype, device=index.device)
         level = self.level_of(index)
-        grid_w = torch.tensor([w for _, w in self.grids], dtype=index.dtype)[level]
-        stride = torch.tensor(self.strides, dtype=torch.float64)[level]
+        grid_w = torch.tensor([w for _, w in self.grids], dtype=index.dtype,
+                              device=index.device)[level]
+        stride = torch.tensor(self.strides, dtype=torch.float64, device=index.device)[level]
         local = index - offsets[level]
         cell, shape = local // self.per_cell, local % self.per_cell
         y, x = cell // grid_w, cell % grid_w
@@ -92,16 +93,16 @@ class CentredAnchors(nn.Module):
             raise ValueError(f"{len(grids)} feature levels for {len(self.strides)} anchor levels")
         return AnchorLayout(grids, self.strides, len(self.cells[0]))
 
-    def forward(self, layout: AnchorLayout) -> torch.Tensor:
+    def forward(self, layout: AnchorLayout, device: torch.device | None = None) -> torch.Tensor:
         """(M, 4) xyxy anchors of one image, in the layout's flat order (every image of a
-        padded batch shares them)."""
+        padded batch shares them), on `device` (None: the CPU)."""
         out = []
         for (h, w), stride, cell in zip(layout.grids, layout.strides, self.cells, strict=True):
-            cx = (torch.arange(w, dtype=torch.float32) + 0.5) * stride
-            cy = (torch.arange(h, dtype=torch.float32) + 0.5) * stride
+            cx = (torch.arange(w, dtype=torch.float32, device=device) + 0.5) * stride
+            cy = (torch.arange(h, dtype=torch.float32, device=device) + 0.5) * stride
             yy, xx = torch.meshgrid(cy, cx, indexing="ij")
             centres = torch.stack([xx, yy, xx, yy], dim=-1).reshape(-1, 1, 4)
-            out.append((centres + cell.view(1, -1, 4)).reshape(-1, 4))
+            out.append((centres + cell.to(centres.device).view(1, -1, 4)).reshape(-1, 4))
         return torch.cat(out)
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+import torch
 
 from harness.datasets.base import ImageSet
 from harness.core.errors import CapabilityError, ConfigError
@@ -194,7 +195,14 @@ class TrainingSet:
 
 class Backend:
     """Interface. Subclasses set `name`, `capabilities`, `presets` (name -> config dataclass),
-    `checkpoint_format`, and implement the four methods."""
+    `checkpoint_format`, and implement the four methods.
+
+    Device: a backend is built (and loaded) on the CPU; `to(device)` moves it, and the loop
+    calls it once after each build or load with the run's device (harness/core/device.py).
+    `fit` and `predict` then compute there: each batch goes to `self.device` as it is loaded,
+    and every result comes back as NumPy through `.cpu()`. `save` writes tensors that load on
+    any device (checkpoint.py reads them onto the CPU first).
+    """
 
     name: str = ""
     capabilities: frozenset[str] = frozenset()
@@ -207,6 +215,8 @@ class Backend:
     # the default recipe; a backend without them trains the plain recipe only
     pseudo_ops = None
     ssod_recipe = None
+    # where fit and predict compute; `to` changes it
+    device = torch.device("cpu")
 
     @classmethod
     def preset_config(cls, preset: str):
@@ -249,6 +259,16 @@ class Backend:
         from harness.backends.semi_supervised import GENERIC_PARTS
 
         return cls.pseudo_ops.supported if cls.pseudo_ops is not None else GENERIC_PARTS
+
+    def to(self, device: torch.device | str) -> "Backend":
+        """Compute on `device` from now on: its model (`self.model`, when a torch module) moves
+        there once; returns the backend. A backend whose model is not a torch module, or that
+        hands the device to another library, overrides it."""
+        self.device = torch.device(device)
+        model = getattr(self, "model", None)
+        if isinstance(model, torch.nn.Module):
+            model.to(self.device)
+        return self
 
     def fit(self, data: TrainingSet, control: TrainControl) -> dict:
         """Train in place; returns a log (iterations, seconds, last losses)."""

@@ -108,8 +108,9 @@ class DualHeadRCNN(nn.Module):
         with torch.set_grad_enabled(logits_grad and torch.is_grad_enabled()):
             features = [first] + [roi.box_head(pooled) for roi in self.roi_heads[1:]]
             logits = [roi.box_predictor.cls_score(f) for roi, f in zip(self.roi_heads, features, strict=True)]
-        counts = torch.tensor([len(p) for p in proposals])
-        image = torch.repeat_interleave(torch.arange(len(proposals)), counts)
+        device = features[0].device
+        counts = torch.tensor([len(p) for p in proposals], device=device)
+        image = torch.repeat_interleave(torch.arange(len(proposals), device=device), counts)
         return image, features[0], logits
 
     def classifiers(self) -> list[nn.Module]:
@@ -182,7 +183,7 @@ class DualHeadRCNN(nn.Module):
         logits, deltas = roi.box_predictor(f)
         lab = torch.cat(labels)
         # decode only the asked class's regression, not all C + 1
-        picked = deltas.reshape(len(lab), -1, 4)[torch.arange(len(lab)), lab]
+        picked = deltas.reshape(len(lab), -1, 4)[torch.arange(len(lab), device=lab.device), lab]
         refined = roi.box_coder.decode_single(picked, torch.cat(boxes))
         refined = torch.cat([box_ops.clip_boxes_to_image(r, s)
                              for r, s in zip(refined.split([len(b) for b in boxes]), image_sizes, strict=True)])

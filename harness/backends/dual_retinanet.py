@@ -64,8 +64,9 @@ class DualHeadRetinaNet(nn.Module):
         return OrderedDict([("0", feats)]) if isinstance(feats, torch.Tensor) else feats
 
     def anchors(self, feats) -> tuple[torch.Tensor, AnchorLayout]:
-        layout = self.anchor_generator.layout(list(feats.values()))
-        return self.anchor_generator(layout), layout
+        levels = list(feats.values())
+        layout = self.anchor_generator.layout(levels)
+        return self.anchor_generator(layout, levels[0].device), layout
 
     def head_outputs(self, head: int, feats, tower: bool = False,
                      boxes: bool = True) -> HeadOutputs:
@@ -116,7 +117,8 @@ class DualHeadRetinaNet(nn.Module):
             if len(t["boxes"]):
                 m = self.matcher(box_ops.box_iou(t["boxes"], anchors))
             else:
-                m = torch.full((len(anchors),), self.matcher.BELOW_LOW_THRESHOLD, dtype=torch.int64)
+                m = torch.full((len(anchors),), self.matcher.BELOW_LOW_THRESHOLD, dtype=torch.int64,
+                               device=anchors.device)
             if self.ignore_background:
                 m = torch.where(m == self.matcher.BELOW_LOW_THRESHOLD,
                                 self.matcher.BETWEEN_THRESHOLDS, m)
@@ -173,7 +175,7 @@ class DualHeadRetinaNet(nn.Module):
             k = min(self.instances_per_image, score.shape[1])
             top = torch.topk(score, k, dim=1).indices  # (N, k)
         n = len(top)
-        image = torch.arange(n).repeat_interleave(k)
+        image = torch.arange(n, device=top.device).repeat_interleave(k)
         anchor = top.reshape(-1)
         per_cell = first.logits.shape[1] // first.tower.shape[1]
         features = first.tower[image, anchor // per_cell]

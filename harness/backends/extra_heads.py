@@ -60,8 +60,9 @@ def image_scores(instance_scores: torch.Tensor, image: torch.Tensor, n_images: i
 
 
 def image_labels(labels: Sequence[torch.Tensor], n_classes: int) -> torch.Tensor:
-    """(B, C) multi-hot image labels from per-image 0-based box labels."""
-    out = torch.zeros(len(labels), n_classes)
+    """(B, C) multi-hot image labels from per-image 0-based box labels, on their device."""
+    device = labels[0].device if len(labels) else None
+    out = torch.zeros(len(labels), n_classes, device=device)
     for i, lab in enumerate(labels):
         out[i, lab] = 1.0
     return out

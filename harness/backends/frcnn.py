@@ -37,7 +37,6 @@ from harness.backends.semi_supervised import SSODRecipe
 from harness.backends.rcnn_objectives import (EXTRA_HEADS, check_extras_trained,
                                               fit_with_objectives, predict_extras)
 from harness.backends.training import predict_in_batches
-from harness.core.boxes import hflip
 from harness.datasets.base import ImageSet
 from harness.core.errors import ConfigError, HarnessError
 from harness.core.predictions import PoolPredictions
@@ -240,7 +239,8 @@ class FasterRCNNBackend(Backend):
         check_extras_trained(extras, self.trained_objectives)
         self.model.eval()
         parts = predict_in_batches(images, indices, self.config.predict_batch, progress,
-                                   lambda batch: self._predict_batch(batch, views, extras))
+                                   lambda batch: self._predict_batch(batch, views, extras),
+                                   self.device)
         if not parts:
             return _empty(self.n_classes, views, extras, 0)
         return PoolPredictions.concatenate(parts)
@@ -255,7 +255,8 @@ class FasterRCNNBackend(Backend):
         labels_t = [d["labels"] for d in dets]
         counts = [len(b) for b in boxes_t]
         back = lambda bs, frame: torch.cat([resize_boxes(b, s, o) for b, s, o  # noqa: E731
-                                            in zip(bs, frame, sizes, strict=True)]) if bs else torch.zeros(0, 4)
+                                            in zip(bs, frame, sizes, strict=True)]) \
+            if bs else torch.zeros(0, 4)
         box_extras, image_extras = {}, {}
         frames = {}  # view frame -> (transformed images, features, shown boxes, pooled)
         for view in views:
@@ -274,24 +275,25 @@ class FasterRCNNBackend(Backend):
             if frame == "flip":
                 refined = torch.cat([_hflip_t(r, s[1]) for r, s in
                                      zip(refined.split(counts), images.image_sizes, strict=True)])
-            box_extras[f"boxes@{view}"] = back(list(refined.split(counts)), tin.image_sizes).numpy()
-            box_extras[f"probs@{view}"] = _bg_last(probs).numpy()
+            box_extras[f"boxes@{view}"] = back(list(refined.split(counts)),
+                                               tin.image_sizes).cpu().numpy()
+            box_extras[f"probs@{view}"] = _bg_last(probs).cpu().numpy()
         if "box_features" in extras:
-            box_extras["box_features"] = torch.cat([d["features"] for d in dets]).numpy()
+            box_extras["box_features"] = torch.cat([d["features"] for d in dets]).cpu().numpy()
         if "image_features" in extras:
             # each image's own region of the padded batch: a feature must not depend on
             # which images shared its batch or on how much padding its aspect ratio needed
             pooled = [valid_mean(f, tin.image_sizes, tin.tensors.shape[-2:])
                       for f in feats.values()]
-            image_extras["image_features"] = torch.stack(pooled).mean(0).numpy()
+            image_extras["image_features"] = torch.stack(pooled).mean(0).cpu().numpy()
         image_extras.update(predict_extras(m, tin, feats, extras, self.config.discrepancy_topk))
         return PoolPredictions(
             n_images=len(batch),
             image=np.repeat(np.arange(len(batch)), counts).astype(np.int64),
-            boxes=back(boxes_t, tin.image_sizes).numpy().astype(np.float32),
-            labels=(torch.cat(labels_t) - 1).numpy().astype(np.int64),
-            scores=torch.cat([d["scores"] for d in dets]).numpy().astype(np.float32),
-            class_probs=_bg_last(torch.cat([d["probs"] for d in dets])).numpy(),
+            boxes=back(boxes_t, tin.image_sizes).cpu().numpy().astype(np.float32),
+            labels=(torch.cat(labels_t) - 1).cpu().numpy().astype(np.int64),
+            scores=torch.cat([d["scores"] for d in dets]).cpu().numpy().astype(np.float32),
+            class_probs=_bg_last(torch.cat([d["probs"] for d in dets])).cpu().numpy(),
             box_extras=box_extras, image_extras=image_extras)
 
     # -- persistence ---------------------------------------------------------------------
@@ -324,7 +326,11 @@ class FasterRCNNBackend(Backend):
 
 
 def _hflip_t(boxes: torch.Tensor, width: int) -> torch.Tensor:
-    return torch.from_numpy(hflip(boxes.numpy(), width)) if len(boxes) else boxes
+    """harness.core.boxes.hflip on a tensor, where it is (no trip through NumPy)."""
+    out = boxes.clone()
+    out[:, 0] = width - boxes[:, 2]
+    out[:, 2] = width - boxes[:, 0]
+    return out
 
 
 def _bg_last(probs: torch.Tensor) -> torch.Tensor:

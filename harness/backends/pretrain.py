@@ -75,7 +75,7 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
     h = hashlib.sha256()
     for key in sorted(state):
         h.update(key.encode())
-        h.update(state[key].detach().contiguous().numpy().tobytes())
+        h.update(state[key].detach().contiguous().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -202,7 +202,7 @@ def pretrain(recipe: PretrainRecipe, echo: Callable[[str], None] = print
         with torch.inference_mode():
             pred = torch.cat([model(_as_input(held_x[i : i + 250])).argmax(1)
                               for i in range(0, len(held_x), 250)])
-        accuracy = float((pred.numpy() == held_y).mean())
+        accuracy = float((pred.cpu().numpy() == held_y).mean())
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - t0

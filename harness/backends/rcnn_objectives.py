@@ -214,13 +214,13 @@ def predict_extras(model, images, feats, extras, topk: int) -> dict[str, np.ndar
         if "mil_scores" in extras:
             shares = mil_instance_scores(model.mil_head(box_features), sum(probs) / len(probs),
                                          image, n)
-            out["mil_scores"] = image_scores(shares, image, n).numpy()
+            out["mil_scores"] = image_scores(shares, image, n).cpu().numpy()
         if "instance_discrepancy" in extras:
             out["instance_discrepancy"] = top_k_discrepancy(probs[0], probs[1], image, n,
-                                                            topk).numpy()
+                                                            topk).cpu().numpy()
     if "predicted_loss" in extras:
         out["predicted_loss"] = model.loss_head(list(feats.values()), images.image_sizes,
-                                                images.tensors.shape[-2:]).numpy()
+                                                images.tensors.shape[-2:]).cpu().numpy()
     return out
 
 

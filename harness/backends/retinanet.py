@@ -71,7 +71,6 @@ from harness.backends.rcnn_objectives import (check_extras_trained,
 from harness.backends.retinanet_config import PRESETS, RetinaNetConfig, build_model
 from harness.backends.sigmoid_probs import sigmoid_distribution
 from harness.backends.training import predict_in_batches
-from harness.core.boxes import hflip
 from harness.datasets.base import ImageSet
 from harness.core.errors import ConfigError, HarnessError
 from harness.core.predictions import PoolPredictions
@@ -137,7 +136,8 @@ class RetinaNetBackend(Backend):
         check_extras_trained(extras, self.trained_objectives)
         self.model.eval()
         parts = predict_in_batches(images, indices, self.config.predict_batch, progress,
-                                   lambda batch: self._predict_batch(batch, views, extras))
+                                   lambda batch: self._predict_batch(batch, views, extras),
+                                   self.device)
         if not parts:
             return _empty(self.n_classes, views, 0)
         return PoolPredictions.concatenate(parts)
@@ -165,7 +165,8 @@ class RetinaNetBackend(Backend):
             if not boxes:
                 return np.zeros((0, 4), np.float32)
             return torch.cat([resize_boxes(b, s, o) for b, s, o
-                              in zip(boxes, tin.image_sizes, sizes, strict=True)]).numpy().astype(np.float32)
+                              in zip(boxes, tin.image_sizes, sizes, strict=True)]
+                             ).cpu().numpy().astype(np.float32)
 
         box_extras, image_extras = {}, {}
         frames = {"orig": feats}
@@ -185,24 +186,25 @@ class RetinaNetBackend(Backend):
                 boxes.append(_hflip_t(b, size[1]) if frame == "flip" else b)
                 probs.append(sigmoid_distribution(torch.sigmoid(out.logits[i, anchor])))
             box_extras[f"boxes@{view}"] = back(boxes)
-            box_extras[f"probs@{view}"] = torch.cat(probs).numpy().astype(np.float32)
+            box_extras[f"probs@{view}"] = torch.cat(probs).cpu().numpy().astype(np.float32)
         if "box_features" in extras:
             per_cell = layout.per_cell
             box_extras["box_features"] = torch.cat(
-                [first.tower[i, d["anchor"] // per_cell] for i, d in enumerate(dets)]).numpy()
+                [first.tower[i, d["anchor"] // per_cell] for i, d in enumerate(dets)]
+            ).cpu().numpy()
         if "image_features" in extras:
             pooled = [valid_mean(f, tin.image_sizes, tin.tensors.shape[-2:])
                       for f in feats.values()]
-            image_extras["image_features"] = torch.stack(pooled).mean(0).numpy()
+            image_extras["image_features"] = torch.stack(pooled).mean(0).cpu().numpy()
         image_extras.update(predict_extras(m, tin, feats, extras, self.config.discrepancy_topk))
         return PoolPredictions(
             n_images=len(batch),
             image=np.repeat(np.arange(len(batch)), counts).astype(np.int64),
             boxes=back([d["boxes"] for d in dets]),
-            labels=torch.cat([d["labels"] for d in dets]).numpy().astype(np.int64),
-            scores=torch.cat([d["scores"] for d in dets]).numpy().astype(np.float32),
+            labels=torch.cat([d["labels"] for d in dets]).cpu().numpy().astype(np.int64),
+            scores=torch.cat([d["scores"] for d in dets]).cpu().numpy().astype(np.float32),
             class_probs=sigmoid_distribution(torch.cat([d["sigmoids"] for d in dets]))
-            .numpy().astype(np.float32),
+            .cpu().numpy().astype(np.float32),
             box_extras=box_extras, image_extras=image_extras)
 
     # -- persistence ---------------------------------------------------------------------
@@ -232,7 +234,11 @@ class RetinaNetBackend(Backend):
 
 
 def _hflip_t(boxes: torch.Tensor, width: int) -> torch.Tensor:
-    return torch.from_numpy(hflip(boxes.numpy(), width)) if len(boxes) else boxes
+    """harness.core.boxes.hflip on a tensor, where it is (no trip through NumPy)."""
+    out = boxes.clone()
+    out[:, 0] = width - boxes[:, 2]
+    out[:, 2] = width - boxes[:, 0]
+    return out
 
 
 def _empty(n_classes, views, n_images) -> PoolPredictions:

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 
 from harness.backends.images import EndlessShuffle, TorchStream, image_tensor
+from harness.core.device import model_device, to_device
 from harness.core.errors import ConfigError
 from harness.core.labels import Provenance
 
@@ -290,7 +291,7 @@ class PseudoStream:
             self.teacher = EMATeacher(model)  # Unbiased Teacher: the student after burn-in
         self.steps += 1
         with record_function("train.load_batch"):
-            images, human, static, rejected = self.load(n)
+            images, human, static, rejected = to_device(self.load(n), model_device(model))
         state = None
         if self.teacher is not None:
             with torch.no_grad(), record_function("train.teacher"):

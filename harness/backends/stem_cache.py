@@ -17,6 +17,10 @@ so what a fit or a prediction computes is unchanged. The cache fills up to a mem
 than evicting: the loop scans the same images in the same order, where evicting the oldest entry
 would miss every time. It holds the entries of one set of weights at a time.
 
+On the CPU only: on a GPU the stem costs little, while keying an image means hashing its
+bytes on the host, a copy back over the bus at every use; there the stem runs as it is. So
+every entry is a CPU tensor, and a model moved to a GPU never meets one.
+
 Hand-written: torch has no cache for module outputs, and functools' caches key on arguments'
 identity or hash, not on a tensor's contents.
 """
@@ -81,7 +85,7 @@ class StemCache:
                  weights: bytes) -> torch.Tensor:
         """stem(x), each image of the batch x read from the cache or computed (the misses in
         one batch) and kept while there is room."""
-        if self.limit_bytes <= 0 or x.requires_grad or self.bypassed:
+        if self.limit_bytes <= 0 or x.requires_grad or self.bypassed or x.device.type != "cpu":
             return stem(x)
         if weights != self.weights:
             self.clear()

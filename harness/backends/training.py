@@ -22,6 +22,7 @@ from torch.profiler import record_function
 
 from harness.backends.base import TrainControl, TrainingSet
 from harness.backends.images import EndlessShuffle, TorchStream, image_tensor  # noqa: F401
+from harness.core.device import model_device, to_device
 from harness.core.errors import HarnessError
 from harness.core import eta
 from harness.core.progress import progress_bar
@@ -70,6 +71,8 @@ def load_images(data: TrainingSet, indices: np.ndarray, rng: np.random.Generator
 
 def load_batch(data: TrainingSet, positions: np.ndarray, rng: np.random.Generator,
                hflip: bool, to_target: Callable):
+    """(images, targets) of the training images at `positions`, each flipped at random when
+    hflip, on the CPU (`Batches` moves them to the model's device)."""
     images, targets = [], []
     for p in positions:
         img = image_tensor(data.images.image(int(data.index[p])))
@@ -112,8 +115,9 @@ class Batches:
     """
 
     def __init__(self, data: TrainingSet, control: TrainControl, rng: np.random.Generator,
-                 to_target: Callable, no_negatives: Callable | None, pseudo=None):
-        self.data, self.control, self.rng = data, control, rng
+                 to_target: Callable, no_negatives: Callable | None, pseudo=None,
+                 device: torch.device | None = None):
+        self.data, self.control, self.rng, self.device = data, control, rng, device
         self.to_target, self.no_negatives, self.pseudo = to_target, no_negatives, pseudo
         human = np.nonzero(data.human)[0]
         self.labeled = EndlessShuffle(human, rng) if len(human) else None
@@ -133,8 +137,8 @@ class Batches:
         if self.n_labeled:
             positions = self.labeled.take(self.n_labeled)
             with record_function("train.load_batch"):
-                images, targets = load_batch(self.data, positions, self.rng, c.hflip_augment,
-                                             self.to_target)
+                images, targets = to_device(load_batch(
+                    self.data, positions, self.rng, c.hflip_augment, self.to_target), self.device)
             total = self.labeled_loss(model, objective, fraction, positions, images, targets)
         if self.n_pseudo and c.unlabeled_loss_weight:
             with self.pseudo.torch.active():
@@ -144,7 +148,8 @@ class Batches:
         if wants_unlabeled:
             drawn = self.unlabeled.take(c.batch_unlabeled or c.batch_labeled)
             with record_function("train.load_batch"):
-                images = load_images(self.data, drawn, self.unlabeled_rng, c.hflip_augment)
+                images = to_device(load_images(self.data, drawn, self.unlabeled_rng,
+                                               c.hflip_augment), self.device)
             with self.unlabeled_torch.active(), record_function("train.forward"):
                 total = total + objective.unlabeled_loss(model, images, fraction)
         return total
@@ -205,7 +210,8 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
     opt = make_optimizer(params, control)
     pseudo = (PseudoStream(model, data, control, recipe, pseudo_ops, to_target, no_negatives)
               if control.pseudo_stream else None)
-    batches = Batches(data, control, rng, to_target, no_negatives, pseudo)
+    # the batches go where the model is (Backend.to moved it)
+    batches = Batches(data, control, rng, to_target, no_negatives, pseudo, model_device(model))
     budget_s = control.minutes * 60 if control.minutes is not None else None
     bar = progress_bar(total=control.iterations or int(budget_s), desc=desc,
                        unit="it" if budget_s is None else "s", enabled=control.progress)
@@ -257,14 +263,15 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
     return log
 
 
-def predict_in_batches(images, indices, step: int, progress: bool, predict_batch) -> list:
-    """`predict_batch(list of image tensors)` over images[indices], `step` at a time (all
-    images when indices is None), with a progress bar; the per-batch results in order."""
+def predict_in_batches(images, indices, step: int, progress: bool, predict_batch,
+                       device: torch.device | None = None) -> list:
+    """`predict_batch(list of image tensors on device)` over images[indices], `step` at a time
+    (all images when indices is None), with a progress bar; the per-batch results in order."""
     from harness.core.progress import progress_bar
 
     indices = np.arange(len(images)) if indices is None else np.asarray(indices, np.int64)
     parts = []
     for lo in progress_bar(range(0, len(indices), step), progress, desc="predict", unit="batch"):
-        parts.append(predict_batch([image_tensor(images.image(int(i)))
-                                    for i in indices[lo:lo + step]]))
+        parts.append(predict_batch(to_device([image_tensor(images.image(int(i)))
+                                              for i in indices[lo:lo + step]], device)))
     return parts

@@ -43,6 +43,7 @@ from harness.backends.base import (
 )
 from harness.backends.checkpoint import load_checkpoint, save_atomic
 from harness.backends.yolo_env import import_ultralytics, session
+from harness.core.device import resolve_device, ultralytics_device
 from harness.datasets.base import ImageSet
 from harness.core.errors import CheckpointError, ConfigError, HarnessError
 from harness.core.predictions import PoolPredictions
@@ -57,7 +58,9 @@ class YOLOConfig:
     model: str = "yolov8n.yaml"  # any detection YAML shipped with ultralytics
     weights: str | None = None  # a local file; never downloaded
     imgsz: int = 128
-    device: str = "cpu"  # cpu | auto (first GPU if any) | cuda:N
+    # cpu | auto (first GPU if any) | cuda | cuda:N: where a backend built on its own computes;
+    # in a campaign, the run's device (--device) replaces it (Backend.to)
+    device: str = "cpu"
     # training defaults (TrainControl.optimizer / lr / schedule override them)
     optimizer: str = "adamw"
     lr: float = 2e-3
@@ -82,12 +85,6 @@ PRESETS = {
                         lr=0.01, schedule="linear", mosaic=1.0, close_mosaic=10,
                         predict_batch=16),
 }
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _build_model(cfg: YOLOConfig, n_classes: int, seed: int):
@@ -212,7 +209,7 @@ class YOLOBackend(Backend):
             config = self.preset_config(config)
         self.config = replace(config, **overrides) if overrides else config
         self.n_classes, self.seed = n_classes, seed
-        self.device = _device(self.config.device)
+        self.device = resolve_device(self.config.device)
         self.model = _build_model(self.config, n_classes, seed)
         if self.config.weights not in (None, "none"):
             _load_weights(self.model, _weights_path(self.config.weights))
@@ -239,7 +236,7 @@ class YOLOBackend(Backend):
                 **args, "model": self.config.model, "data": str(export_training_set(
                     data, work / "data", self.n_classes, per_image * copies)),
                 "project": str(work / "runs"), "name": "train", "exist_ok": True,
-                "device": "cpu" if self.device.type == "cpu" else str(self.device.index or 0)})
+                "device": ultralytics_device(self.device)})
             trainer.stop_after = stop_after
             self.model.criterion = None  # rebuilt from this fit's arguments
             trainer.model = self.model  # continue from the current weights
@@ -323,6 +320,10 @@ class YOLOBackend(Backend):
         known = {f.name for f in fields(YOLOConfig)}
         cfg = YOLOConfig(**{k: v for k, v in state["config"].items() if k in known} |
                          {"weights": None})
+        try:  # saved on a GPU this machine lacks: it loads on the CPU (Backend.to moves it)
+            resolve_device(cfg.device)
+        except ConfigError:
+            cfg = replace(cfg, device="cpu")
         backend = cls(state["n_classes"], cfg, seed=state["seed"])
         try:
             backend.model.load_state_dict(state["model"])

@@ -139,7 +139,7 @@ class RawPredictor:
                 centres = grid.centres(idx).to(feats[0].device)
                 out.setdefault("box_features", []).append(
                     box_features(feats, b, centres, grid.strides).cpu())
-        result = {k: torch.cat(v).numpy() for k, v in out.items()}
+        result = {k: torch.cat(v).cpu().numpy() for k, v in out.items()}  # on the host already
         result["counts"] = np.array([len(k) for k in keep], np.int64)
         if "image_features" in extras:
             result["image_features"] = torch.cat([f.mean((2, 3)) for f in feats], 1).cpu().numpy()

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from harness.core.device import check_device_text
 from harness.core.errors import ConfigError
 
 
@@ -58,6 +59,11 @@ class RunConfig:
     # in the last digits, and the difference grows over training. Fixed here rather than
     # taken from the machine, so every executor and a resume compute the same numbers.
     threads: int = 2
+    # where the detector trains and predicts: auto (the first GPU when torch sees one, else
+    # the CPU), cpu, cuda or cuda:N (harness/core/device.py). Not part of the shared cycle-0
+    # model's key on the CPU, so CPU runs keep sharing the models trained before the option
+    # existed; a GPU computes other last digits, so a model trained there is keyed apart
+    device: str = "auto"
     pseudo_negatives: bool = True  # False: as pseudo_background="ignore"
     # the semi-supervised recipe of the pseudo stream (harness/backends/semi_supervised.py);
     # None: the backend's choice
@@ -257,6 +263,7 @@ def validate(cfg: RunConfig) -> None:
                            or re.search(r"[/\\\x00]", cfg.experiment)):
         raise ConfigError(f"experiment {cfg.experiment!r} must be a plain folder name (no /, "
                           "\\ or ..): results go to OUT/EXPERIMENT/")
+    check_device_text(cfg.device)  # spelling only: the machine that runs it checks the GPU
     if cfg.pseudo_background not in (None, "hard", "ignore", "soft"):
         raise ConfigError(f"pseudo_background must be hard, ignore or soft, got "
                           f"{cfg.pseudo_background!r}")

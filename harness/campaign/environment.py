@@ -6,11 +6,18 @@ but newer unpinned libraries (numpy, Pillow, scikit-learn, faster-coco-eval), on
 that may have had another CPU (its kernels choose the order of float sums). So each run
 folder keeps `environment.yaml`: the versions and CPU it started with, and each other set a
 resume computed with (a warning says so when that happens).
+
+It also records the device the run computes on (`device`: cpu, cuda:0, ...) and the torch
+build (`torch_build`, `torch_git`); on a GPU the card (`gpu`, `gpu_memory_gib`), its driver
+(`gpu_driver`, when nvidia-smi or torch can tell), and the CUDA and cuDNN versions torch was
+built with (`cuda`, `cudnn`). Asking never fails: what cannot be found is left out.
 """
 
 from __future__ import annotations
 
 import platform
+import shutil
+import subprocess
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -44,7 +51,9 @@ def cpu_model() -> str:
     return f"{model} [{' '.join(f for f in SIMD if f in flags)}]"
 
 
-def current() -> dict[str, str]:
+def current(device=None) -> dict:
+    """This process's environment; `device`: the run's device (a torch.device, or its text as
+    the config gives it; None: `auto`)."""
     env = {"python": platform.python_version(), "machine": platform.machine(),
            "cpu": cpu_model()}
     for name in PACKAGES:
@@ -52,20 +61,79 @@ def current() -> dict[str, str]:
             env[name] = version(name)
         except PackageNotFoundError:
             pass
+    env.update(device_info(device))
     return env
 
 
-def record(path: Path) -> None:
-    """Add this process's environment to `path` unless it is already the last one there."""
-    now = current()
+def device_info(device=None) -> dict:
+    """The device and torch build keys of `current` (see the module docstring)."""
+    import torch
+
+    from harness.core.device import resolve_device
+
+    if device is None or isinstance(device, str):
+        device = resolve_device(device or "auto")
+    info = {"device": str(device), "torch_build": str(torch.__version__)}
+    git = getattr(torch.version, "git_version", None)
+    if git:
+        info["torch_git"] = str(git)
+    if device.type != "cuda":
+        return info
+    try:
+        props = torch.cuda.get_device_properties(device)
+        info["gpu"] = str(props.name)
+        info["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
+    except Exception:  # noqa: BLE001  (recording must never stop a run)
+        pass
+    driver = _driver_version(device.index or 0)
+    if driver:
+        info["gpu_driver"] = driver
+    info["cuda"] = str(torch.version.cuda)
+    try:
+        cudnn = torch.backends.cudnn.version()
+    except Exception:  # noqa: BLE001
+        cudnn = None
+    if cudnn:
+        info["cudnn"] = int(cudnn)
+    return info
+
+
+def _driver_version(index: int) -> str | None:
+    """The NVIDIA driver's version from nvidia-smi, when it is there; else None."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader",
+                              f"--id={index}"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    line = out.stdout.strip().splitlines()[0].strip() if out.stdout.strip() else ""
+    return line if out.returncode == 0 and line else None
+
+
+def _changes(now: dict, before: dict) -> list[str]:
+    """Keys whose values differ. A folder recorded before the device was recorded ran on the
+    CPU, and keys it could not have (the torch build, the card's details) are not news."""
+    before = {"device": "cpu", **before}
+    keys = set(before) | {k for k in now if k in PACKAGES}  # a package installed since
+    return sorted(k for k in keys if now.get(k) != before.get(k))
+
+
+def record(path: Path, device=None) -> None:
+    """Add this process's environment to `path` unless it is already the last one there
+    (`device`: as `current` takes it)."""
+    now = current() if device is None else current(device)
     seen = (yaml.safe_load(path.read_text()) or []) if path.is_file() else []
     if seen and seen[-1] == now:
         return
-    if seen:
-        changed = ", ".join(f"{k} {now.get(k, 'absent')} (was {seen[-1].get(k, 'absent')})"
-                            for k in sorted(set(now) | set(seen[-1]))
-                            if now.get(k) != seen[-1].get(k))
-        warnings.warn(f"{path.parent} goes on with other library versions than it computed "
-                      f"with so far: {changed}; its later cycles may differ in the last digits "
-                      "from an uninterrupted run", HarnessWarning, stacklevel=2)
+    changes = _changes(now, seen[-1]) if seen else []
+    if changes:
+        before = {"device": "cpu", **seen[-1]}
+        changed = ", ".join(f"{k} {now.get(k, 'absent')} (was {before.get(k, 'absent')})"
+                            for k in changes)
+        warnings.warn(f"{path.parent} goes on with other library versions or another "
+                      f"device than it computed with so far: {changed}; its later cycles may "
+                      "differ in the last digits from an uninterrupted run", HarnessWarning,
+                      stacklevel=2)
     write_text_atomic(path, yaml.safe_dump([*seen, now], sort_keys=False))

@@ -40,6 +40,7 @@ from harness.campaign.budget import affordable_prefix, cycle_budget, query_costs
 from harness.campaign.cycle0_predictions import CYCLE0
 from harness.backends.weights_digest import weights_digest
 from harness.campaign.config import RunConfig, parse_amount
+from harness.core.device import resolve_device
 from harness.core.errors import ConfigError
 from harness.datasets import load_dataset
 from harness.datasets.base import Dataset, ImageSet
@@ -114,11 +115,14 @@ class Campaign:
     store: RunStore
     echo: Callable[[str], None]
     progress: bool
+    # where the backend trains and predicts: cfg.device resolved on this machine
+    device: torch.device = torch.device("cpu")
 
     @classmethod
     def build(cls, cfg: RunConfig, echo=print, progress=True) -> "Campaign":
         strategy = STRATEGIES.get(cfg.strategy)(**cfg.strategy_params)
         torch.set_num_threads(cfg.threads)  # part of the result: see RunConfig.threads
+        device = resolve_device(cfg.device)  # a GPU this machine lacks fails here
         backend_cls = BACKENDS.get(cfg.backend)
         strategy.adapt(backend_cls.capabilities)
         require(cfg.backend, backend_cls.capabilities, cfg.strategy, strategy.needs)
@@ -142,14 +146,20 @@ class Campaign:
             len(ds.classes), labelled_objects / max(len(pool), 1)))
         budget = cycle_budget(cfg, len(pool), labelled_objects, cost["full_image"])
         camp = cls(cfg, ds, pool, test, strategy, oracle, cost, budget,
-                   RunStore(cfg.run_dir()), echo, progress)
+                   RunStore(cfg.run_dir()), echo, progress, device)
         backend_cls.check_control(camp.control(1))
         return camp
 
     # -- pieces of a cycle ---------------------------------------------------------------
     def new_backend(self):
+        """A fresh backend of the run's settings, on the run's device."""
         return BACKENDS.get(self.cfg.backend)(len(self.dataset.classes), self.cfg.preset,
-                                              seed=self.cfg.seed, **self._weights())
+                                              seed=self.cfg.seed, **self._weights()
+                                              ).to(self.device)
+
+    def load_backend(self, path):
+        """The backend saved at `path` (on whatever device it was trained), on the run's device."""
+        return BACKENDS.get(self.cfg.backend).load(path).to(self.device)
 
     def _weights(self) -> dict:
         return {"weights": self.cfg.weights} if self.cfg.weights else {}
@@ -217,6 +227,10 @@ class Campaign:
         )).hexdigest()[:16]
         if self.strategy.training_objectives():  # a model trained with extra heads is not shared
             key["objectives"] = self.strategy.training_objectives()
+        # another device computes other last digits: a GPU's model is keyed apart; on the CPU
+        # the key stays as before the option existed (CPU models keep their names)
+        if self.device.type != "cpu":
+            key["device"] = self.device.type
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()
                                 ).hexdigest()[:16]
         return Path(c.out) / "_shared" / f"cycle0-{digest}.pt"
@@ -245,7 +259,7 @@ class Campaign:
             with file_lock(shared.with_name(shared.name + ".lock")):
                 if shared.is_file():
                     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
-                    return BACKENDS.get(self.cfg.backend).load(shared), {**log, "seconds": 0.0}
+                    return self.load_backend(shared), {**log, "seconds": 0.0}
                 backend = self.new_backend()
                 backend.workdir = work
                 log = backend.fit(data, self.control(0))
@@ -271,7 +285,7 @@ def run_campaign(cfg: RunConfig, echo: Callable[[str], None] = print, progress: 
     """Run (or resume) one campaign; returns its folder."""
     camp = Campaign.build(cfg, echo, progress)
     store, cfg = camp.store, camp.cfg
-    store.check_or_save_config(cfg)
+    store.check_or_save_config(cfg, camp.device)
     done = store.progress()
     tag = f"{cfg.strategy} seed{cfg.seed}"
     waiting = pending_cycle(store.state)
@@ -290,7 +304,7 @@ def run_campaign(cfg: RunConfig, echo: Callable[[str], None] = print, progress: 
         start = done["completed"] + 1
         labels, rejected = store.load_labels(start)
         spent, carry = done["spent_seconds"], done["carry"]
-        backend = BACKENDS.get(cfg.backend).load(store.model_path(done["completed"]))
+        backend = camp.load_backend(store.model_path(done["completed"]))
         initial_actions = None
         echo(f"{tag}: resuming at cycle {start}")
     if camp.oracle.defers and hasattr(camp.oracle, "server"):

@@ -42,8 +42,10 @@ from harness.core.queries import ACTION_KINDS
 
 LABEL_FIELDS = ("image", "boxes", "labels", "provenance", "score", "fully_annotated",
                 "labeled_cycle")
-# options that may differ when a run is resumed (where it lives, not what it computes)
-RESUMABLE = {"out", "experiment", "data_root"}
+# options that may differ when a run is resumed (where it lives, not what it computes; and the
+# device: a run preempted on one machine may go on on another, and environment.yaml records
+# each device it computed on, with a warning when it changes)
+RESUMABLE = {"out", "experiment", "data_root", "device"}
 
 
 class RunStore:
@@ -53,7 +55,9 @@ class RunStore:
         self._actions: tuple[int, pd.DataFrame] | None = None  # (cycle, published action log)
 
     # -- config --------------------------------------------------------------------------
-    def check_or_save_config(self, cfg: RunConfig) -> None:
+    def check_or_save_config(self, cfg: RunConfig, device=None) -> None:
+        """Refuse a resume with other settings; save the config and record the environment
+        (`device`: the resolved torch device the run computes on; None: cfg.device resolved)."""
         path = self.dir / "config.yaml"
         if path.is_file() and (self.state / "progress.json").is_file():
             saved = yaml.safe_load(path.read_text()) or {}
@@ -66,7 +70,8 @@ class RunStore:
                     "with its own config (python -m harness resume DIR), or choose another "
                     "--experiment or --out")
         save_config(cfg, path)
-        record_environment(self.dir / "environment.yaml")
+        record_environment(self.dir / "environment.yaml",
+                           cfg.device if device is None else device)
 
     # -- progress ------------------------------------------------------------------------
     def progress(self) -> dict | None:

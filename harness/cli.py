@@ -142,6 +142,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     recipe.add_argument("--burn-in", type=float, metavar="FRACTION",
                         help="share of a cycle trained on the labelled stream alone before "
                              "the pseudo stream starts")
+    recipe.add_argument("--partial-stream", choices=["shared", "on-top", "off"],
+                        help="where the human boxes of incomplete images (verified, corrected) "
+                             "train: shared with the complete images (default), on top of "
+                             "them, or only in the pseudo stream")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy parameter (repeatable), e.g. --param skip_score=0.95")
     p.add_argument("--out", help="results root (default runs)")
@@ -194,6 +198,7 @@ RUN_FIELDS = ("dataset", "data_root", "backend", "preset", "weights", "cycles", 
               "oracle", "cost_model", "pool_size", "test_size", "train_iters", "train_minutes",
               "initial_train_iters", "threads", "device", "pseudo_negatives", "teacher",
               "ema_decay", "strong_augment", "pseudo_regression", "pseudo_background", "burn_in",
+              "partial_stream",
               "out", "experiment")
 
 

@@ -100,18 +100,34 @@ def make_optimizer(params: list, control: TrainControl) -> torch.optim.Optimizer
     raise HarnessError(f"unknown optimizer {control.optimizer!r}; known: sgd, adamw")
 
 
+PARTIAL_STREAMS = ("shared", "on-top", "off")
+
+
 class Batches:
     """Draws each iteration's images and returns the objective's loss on them.
 
-    The labelled stream (images with a human box, complete or not) gives `batch_labeled`
-    images per step from its own generator, seeded by the control's seed alone: the same
-    images in the same order, flipped alike and with the same sampled anchors and RoIs, for
-    every strategy that holds the same labels, whatever pseudo or unlabelled images it adds.
-    The pseudo stream (harness/backends/semi_supervised.py) comes on top with
-    `batch_unlabeled` images per step; it and an objective's unlabelled images (MI-AOD's)
-    each draw from numpy and torch generators of their own (`TorchStream`), so neither
-    shifts the labelled stream's draws. (With no labelled image at all, the pseudo stream
-    takes both shares.)
+    The labelled stream gives `batch_labeled` images per step from its own generator, seeded
+    by the control's seed alone: the same images in the same order, flipped alike and with the
+    same sampled anchors and RoIs, for every strategy that holds the same labels, whatever
+    pseudo or unlabelled images it adds. The pseudo stream (harness/backends/semi_supervised.py)
+    comes on top with `batch_unlabeled` images per step; it and an objective's unlabelled
+    images (MI-AOD's) each draw from numpy and torch generators of their own (`TorchStream`),
+    so neither shifts the labelled stream's draws. (With no labelled image at all, the pseudo
+    stream takes both shares.)
+
+    Partial images (a human box on an image that is not complete: DeLR's verified and
+    corrected boxes) go where `control.partial_stream` says:
+    - `shared`: into the labelled stream, each drawn as often as a complete image (so a
+      verified box is drawn exactly as often as a box of a complete image), but the complete
+      images are then drawn less often than with no partial image at all;
+    - `on-top`: the complete images keep the labelled stream as random's and SSOD's is, and
+      the partial images come on top in a stream of their own, `batch_labeled` per step, from
+      generators of their own (their human boxes only, no background). Each is then drawn less
+      often than a complete image once they outnumber the complete ones;
+    - `off`: their human boxes reach training only through the pseudo stream, where they are
+      ground truth beside the pseudo boxes.
+    The paper (Sec. 3.1) feeds the verified boxes to the labelled set and says no more; which
+    of these helps is an equal-labels question (harness/experiments/partial_check.py).
     """
 
     def __init__(self, data: TrainingSet, control: TrainControl, rng: np.random.Generator,
@@ -120,8 +136,25 @@ class Batches:
         self.data, self.control, self.rng, self.device = data, control, rng, device
         self.to_target, self.no_negatives, self.pseudo = to_target, no_negatives, pseudo
         human = np.nonzero(data.human)[0]
-        self.labeled = EndlessShuffle(human, rng) if len(human) else None
-        self.n_labeled = control.batch_labeled if len(human) else 0
+        complete = np.nonzero(data.labeled)[0]
+        partial = np.nonzero(data.human & ~np.asarray(data.labeled, bool))[0]
+        mode = control.partial_stream
+        if mode == "off" and not control.pseudo_stream:  # no other way for them to be trained
+            mode = "shared"
+        if mode not in PARTIAL_STREAMS:
+            raise HarnessError(f"partial_stream must be one of {', '.join(PARTIAL_STREAMS)}, "
+                               f"got {mode!r}")
+        first = human if mode == "shared" or not len(complete) and mode == "on-top" else complete
+        self.labeled = EndlessShuffle(first, rng) if len(first) else None
+        self.n_labeled = control.batch_labeled if len(first) else 0
+        on_top = mode == "on-top" and len(complete) and len(partial)
+        self.partial_rng = np.random.default_rng([control.seed, 3])
+        self.partial = EndlessShuffle(partial, self.partial_rng) if on_top else None
+        self.n_partial = control.batch_labeled if on_top else 0
+        self.partial_torch = TorchStream(control.seed * 2 + 5)
+        self.counts = {"complete": len(complete), "partial": len(partial),
+                       "labeled_stream": len(first),
+                       "partial_in_labeled": len(first) > len(complete)}
         self.n_pseudo = 0
         if pseudo is not None and pseudo.size:
             self.n_pseudo = control.batch_unlabeled if len(human) else (
@@ -140,6 +173,15 @@ class Batches:
                 images, targets = to_device(load_batch(
                     self.data, positions, self.rng, c.hflip_augment, self.to_target), self.device)
             total = self.labeled_loss(model, objective, fraction, positions, images, targets)
+        if self.n_partial:
+            positions = self.partial.take(self.n_partial)
+            with record_function("train.load_batch"):
+                images, targets = to_device(load_batch(
+                    self.data, positions, self.partial_rng, c.hflip_augment, self.to_target),
+                    self.device)
+            with self.partial_torch.active():
+                total = total + self.labeled_loss(model, objective, fraction, positions,
+                                                  images, targets)
         if self.n_pseudo and c.unlabeled_loss_weight:
             with self.pseudo.torch.active():
                 loss = self.pseudo.loss(model, objective, self.n_pseudo, fraction)
@@ -153,6 +195,17 @@ class Batches:
             with self.unlabeled_torch.active(), record_function("train.forward"):
                 total = total + objective.unlabeled_loss(model, images, fraction)
         return total
+
+    def draws(self, iterations: int) -> dict:
+        """How often per cycle a complete and a partial image were drawn on average (the
+        labelled and partial streams; the pseudo stream reports its own)."""
+        c = self.counts
+        stream = iterations * self.n_labeled / max(c["labeled_stream"], 1)
+        partial = (iterations * self.n_partial / c["partial"] if self.n_partial
+                   else stream if c["partial_in_labeled"] else 0.0)
+        return {"complete_images": c["complete"], "partial_images": c["partial"],
+                "draws_per_complete_image": round(stream if c["complete"] else 0.0, 2),
+                "draws_per_partial_image": round(partial if c["partial"] else 0.0, 2)}
 
     def labeled_loss(self, model, objective, fraction, positions, images, targets):
         """The labelled batch's loss: complete images as they are; on the others (human boxes
@@ -257,7 +310,8 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
     bar.close()
     model.eval()
     log = {"iterations": it, "seconds": time.perf_counter() - start, "loss": smooth,
-           "images_labeled_per_step": batches.n_labeled, "images_pseudo_per_step": batches.n_pseudo}
+           "images_labeled_per_step": batches.n_labeled, "images_pseudo_per_step": batches.n_pseudo,
+           **batches.draws(it)}
     if pseudo is not None:
         log.update(pseudo.report())
     return log

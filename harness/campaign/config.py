@@ -73,6 +73,10 @@ class RunConfig:
     pseudo_regression: bool | None = None
     pseudo_background: str | None = None  # hard | ignore | soft
     burn_in: float | None = None  # share of a cycle trained on the labelled stream alone first
+    # where the human boxes of incomplete images train (DeLR's verified boxes): shared with
+    # the complete images, on-top of them, or off (pseudo stream only); harness/backends/
+    # training.py, Batches
+    partial_stream: str = "shared"
     warm_start: bool = True  # each cycle fine-tunes the previous cycle's model
     experiment: str = ""  # empty: named after the dataset
     out: str = "runs"
@@ -267,6 +271,9 @@ def validate(cfg: RunConfig) -> None:
     if cfg.pseudo_background not in (None, "hard", "ignore", "soft"):
         raise ConfigError(f"pseudo_background must be hard, ignore or soft, got "
                           f"{cfg.pseudo_background!r}")
+    if cfg.partial_stream not in ("shared", "on-top", "off"):
+        raise ConfigError(f"partial_stream must be shared, on-top or off, got "
+                          f"{cfg.partial_stream!r}")
     if cfg.burn_in is not None and not 0 <= cfg.burn_in < 1:
         raise ConfigError(f"burn_in must be a fraction of the cycle in [0, 1), got {cfg.burn_in}")
     if cfg.ema_decay is not None and not 0 <= cfg.ema_decay < 1:

@@ -174,7 +174,7 @@ class Campaign:
             pseudo_stream=bool(self.strategy.pseudo_labels) and cycle > 0, teacher=c.teacher,
             ema_decay=c.ema_decay, strong_augment=c.strong_augment,
             pseudo_regression=c.pseudo_regression, pseudo_background=c.pseudo_background,
-            burn_in=c.burn_in,
+            burn_in=c.burn_in, partial_stream=c.partial_stream,
             tau=c.tau, seed=c.seed * 1000 + cycle, progress=self.progress)
 
     def initial_count(self) -> int:

@@ -291,3 +291,46 @@ def test_burn_in_trains_the_labelled_stream_alone_then_starts_the_teacher(digits
     log = backend.fit(TrainingSet.from_labels(digits_pool, labels), control)
     assert log["pseudo_steps"] == 2  # iterations 2 and 3 of 4
     assert log["ssod_recipe"].endswith("burn-in=0.5")
+
+
+def test_partial_images_on_top_leave_the_complete_images_stream_as_it_was(tmp_path, monkeypatch):
+    """partial_stream='on-top': the complete images are drawn exactly as with no partial image
+    (images, flips, anchor and RoI samples), and the partial image comes in a stream of its own,
+    its human box only, with the draws per image reported."""
+    from dataclasses import replace
+
+    camp = Campaign.build(resolve(None, out=str(tmp_path), strategy="delr",
+                                  partial_stream="on-top", **TINY), echo=None)
+    labels, _, _ = camp.initial_labels()
+    nothing = LabelTable.empty(len(camp.pool))
+    without = TrainingSet.from_labels(camp.pool, labels, camp.cfg.tau, nothing)
+    partial = int(np.nonzero(~labels.fully_annotated)[0][0])
+    b, lab, _ = camp.pool.targets(partial)
+    with_partial = TrainingSet.from_labels(
+        camp.pool, labels.with_boxes([partial], b[:1], lab[:1], Provenance.VERIFIED).mark(
+            [partial], 1, full=False), camp.cfg.tau, nothing)
+    calls = []
+    original = training.load_batch
+
+    def spy(data, positions, rng, hflip, to_target):
+        images, targets = original(data, positions, rng, hflip, to_target)
+        state = hashlib.sha1(torch.get_rng_state().numpy().tobytes()).hexdigest()
+        calls.append((id(rng), data.index[positions].tolist(), [float(i.sum()) for i in images],
+                      state, [t["provenance"].tolist() for t in targets]))
+        return images, targets
+
+    monkeypatch.setattr(training, "load_batch", spy)
+    control = replace(camp.control(1), iterations=4, pseudo_stream=False)
+    camp.new_backend().fit(without, control)
+    alone = [c[1:4] for c in calls]
+    calls.clear()
+    log = camp.new_backend().fit(with_partial, control)
+    labelled_rng = calls[0][0]
+    assert [c[1:4] for c in calls if c[0] == labelled_rng] == alone
+    on_top = [c for c in calls if c[0] != labelled_rng]
+    assert len(on_top) == 4 and all(c[1] == [partial] * TINY["batch_labeled"] for c in on_top)
+    assert all(prov == [int(Provenance.VERIFIED)] for c in on_top for prov in c[4])
+    complete = int(labels.fully_annotated.sum())
+    assert log["draws_per_partial_image"] == 4 * TINY["batch_labeled"]
+    assert log["draws_per_complete_image"] == pytest.approx(4 * TINY["batch_labeled"] / complete,
+                                                            abs=0.01)

@@ -142,10 +142,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     recipe.add_argument("--burn-in", type=float, metavar="FRACTION",
                         help="share of a cycle trained on the labelled stream alone before "
                              "the pseudo stream starts")
-    recipe.add_argument("--partial-stream", choices=["shared", "on-top", "off"],
+    recipe.add_argument("--partial-stream", choices=["shared", "on-top", "on-top-teacher", "off"],
                         help="where the human boxes of incomplete images (verified, corrected) "
                              "train: shared with the complete images (default), on top of "
-                             "them, or only in the pseudo stream")
+                             "them (human boxes alone, or with the teacher's boxes and "
+                             "background), or only in the pseudo stream")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy parameter (repeatable), e.g. --param skip_score=0.95")
     p.add_argument("--out", help="results root (default runs)")

@@ -229,18 +229,25 @@ class PseudoStream:
     """The pseudo stream of one fit: which images, their targets, and the teacher."""
 
     def __init__(self, model, data, control, recipe: SSODRecipe | None, ops: PseudoOps | None,
-                 to_target, no_negatives):
+                 to_target, no_negatives, items: np.ndarray | None = None,
+                 owner: "PseudoStream | None" = None):
+        """items: the images it draws (default: every incomplete image, and with a teacher
+        every unlabelled one too); owner: the stream whose teacher it shares (a stream of the
+        partial images on top of the pseudo stream), with generators of its own."""
         self.data, self.control = data, control
         self.recipe = recipe or PLAIN
         self.ops, self.to_target, self.no_negatives = ops, to_target, no_negatives
-        self.rng = np.random.default_rng([control.seed, 1])
-        self.gen = torch.Generator().manual_seed(control.seed * 2 + 1)  # strong views
-        self.torch = TorchStream(control.seed * 2 + 3)  # its anchor and RoI samples
+        self.owner = owner
+        k = 0 if owner is None else 1
+        self.rng = np.random.default_rng([control.seed, 1, *([k] if k else [])])
+        self.gen = torch.Generator().manual_seed(control.seed * 2 + 1 + 6 * k)  # strong views
+        self.torch = TorchStream(control.seed * 2 + 3 + 4 * k)  # its anchor and RoI samples
         incomplete = ~data.labeled
         self.position = {int(i): p for p, i in enumerate(data.index)}
-        items = data.index[incomplete]
-        if self.recipe.teacher:  # the teacher labels every incomplete image as it trains
-            items = np.sort(np.concatenate([items, data.unlabeled]))
+        if items is None:
+            items = data.index[incomplete]
+            if self.recipe.teacher:  # the teacher labels every incomplete image as it trains
+                items = np.sort(np.concatenate([items, data.unlabeled]))
         self.items = np.asarray(items, np.int64)
         self.size = len(self.items)
         self.shuffle = EndlessShuffle(self.items, self.rng)
@@ -288,7 +295,12 @@ class PseudoStream:
         if fraction < r.burn_in:
             return None  # the labelled stream alone, until the burn-in ends
         if self.needs_teacher and self.teacher is None:
-            self.teacher = EMATeacher(model)  # Unbiased Teacher: the student after burn-in
+            if self.owner is not None:  # one teacher for both streams, made by the owner
+                if self.owner.teacher is None:
+                    self.owner.teacher = EMATeacher(model)
+                self.teacher = self.owner.teacher
+            else:
+                self.teacher = EMATeacher(model)  # Unbiased Teacher: the student after burn-in
         self.steps += 1
         with record_function("train.load_batch"):
             images, human, static, rejected = to_device(self.load(n), model_device(model))
@@ -326,6 +338,12 @@ class PseudoStream:
     def after_step(self, model) -> None:
         if self.recipe.teacher and self.teacher is not None:
             self.teacher.update(model, self.recipe.ema_decay)
+
+    def of_items(self, items: np.ndarray) -> "PseudoStream":
+        """A stream of `items` (the partial images) trained as this one trains its images,
+        with this stream's teacher and generators of its own."""
+        return PseudoStream(None, self.data, self.control, self.recipe, self.ops,
+                            self.to_target, self.no_negatives, items=items, owner=self)
 
     def report(self) -> dict:
         return {"ssod_recipe": self.recipe.parts(), "pseudo_stream_images": self.size,

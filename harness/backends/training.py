@@ -100,7 +100,7 @@ def make_optimizer(params: list, control: TrainControl) -> torch.optim.Optimizer
     raise HarnessError(f"unknown optimizer {control.optimizer!r}; known: sgd, adamw")
 
 
-PARTIAL_STREAMS = ("shared", "on-top", "off")
+PARTIAL_STREAMS = ("shared", "on-top", "on-top-teacher", "off")
 
 
 class Batches:
@@ -124,6 +124,10 @@ class Batches:
       the partial images come on top in a stream of their own, `batch_labeled` per step, from
       generators of their own (their human boxes only, no background). Each is then drawn less
       often than a complete image once they outnumber the complete ones;
+    - `on-top-teacher`: as `on-top`, but each partial image is trained as the pseudo stream
+      trains its images (their human boxes as ground truth, the teacher's confident boxes for
+      the objects no human box covers, background as the recipe says: soft), with the pseudo
+      stream's teacher; Soft Teacher's treatment of an image, at the labelled stream's rate;
     - `off`: their human boxes reach training only through the pseudo stream, where they are
       ground truth beside the pseudo boxes.
     The paper (Sec. 3.1) feeds the verified boxes to the labelled set and says no more; which
@@ -139,18 +143,24 @@ class Batches:
         complete = np.nonzero(data.labeled)[0]
         partial = np.nonzero(data.human & ~np.asarray(data.labeled, bool))[0]
         mode = control.partial_stream
-        if mode == "off" and not control.pseudo_stream:  # no other way for them to be trained
+        has_pseudo = pseudo is not None and pseudo.size > 0
+        if mode == "off" and not has_pseudo:  # no other way for them to be trained
             mode = "shared"
+        if mode == "on-top-teacher" and not has_pseudo:  # no teacher to fill in the rest
+            mode = "on-top"
         if mode not in PARTIAL_STREAMS:
             raise HarnessError(f"partial_stream must be one of {', '.join(PARTIAL_STREAMS)}, "
                                f"got {mode!r}")
-        first = human if mode == "shared" or not len(complete) and mode == "on-top" else complete
+        on_top = mode in ("on-top", "on-top-teacher")
+        first = human if mode == "shared" or not len(complete) and on_top else complete
         self.labeled = EndlessShuffle(first, rng) if len(first) else None
         self.n_labeled = control.batch_labeled if len(first) else 0
-        on_top = mode == "on-top" and len(complete) and len(partial)
+        on_top = on_top and len(complete) > 0 and len(partial) > 0
         self.partial_rng = np.random.default_rng([control.seed, 3])
         self.partial = EndlessShuffle(partial, self.partial_rng) if on_top else None
         self.n_partial = control.batch_labeled if on_top else 0
+        self.partial_pseudo = (pseudo.of_items(data.index[partial])
+                               if on_top and mode == "on-top-teacher" else None)
         self.partial_torch = TorchStream(control.seed * 2 + 5)
         self.counts = {"complete": len(complete), "partial": len(partial),
                        "labeled_stream": len(first),
@@ -173,7 +183,12 @@ class Batches:
                 images, targets = to_device(load_batch(
                     self.data, positions, self.rng, c.hflip_augment, self.to_target), self.device)
             total = self.labeled_loss(model, objective, fraction, positions, images, targets)
-        if self.n_partial:
+        if self.n_partial and self.partial_pseudo is not None:
+            with self.partial_pseudo.torch.active():
+                loss = self.partial_pseudo.loss(model, objective, self.n_partial, fraction)
+            if loss is not None:  # None: still in the recipe's burn-in
+                total = total + loss
+        elif self.n_partial:
             positions = self.partial.take(self.n_partial)
             with record_function("train.load_batch"):
                 images, targets = to_device(load_batch(

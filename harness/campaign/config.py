@@ -271,8 +271,8 @@ def validate(cfg: RunConfig) -> None:
     if cfg.pseudo_background not in (None, "hard", "ignore", "soft"):
         raise ConfigError(f"pseudo_background must be hard, ignore or soft, got "
                           f"{cfg.pseudo_background!r}")
-    if cfg.partial_stream not in ("shared", "on-top", "off"):
-        raise ConfigError(f"partial_stream must be shared, on-top or off, got "
+    if cfg.partial_stream not in ("shared", "on-top", "on-top-teacher", "off"):
+        raise ConfigError(f"partial_stream must be shared, on-top, on-top-teacher or off, got "
                           f"{cfg.partial_stream!r}")
     if cfg.burn_in is not None and not 0 <= cfg.burn_in < 1:
         raise ConfigError(f"burn_in must be a fraction of the cycle in [0, 1), got {cfg.burn_in}")

@@ -334,3 +334,47 @@ def test_partial_images_on_top_leave_the_complete_images_stream_as_it_was(tmp_pa
     assert log["draws_per_partial_image"] == 4 * TINY["batch_labeled"]
     assert log["draws_per_complete_image"] == pytest.approx(4 * TINY["batch_labeled"] / complete,
                                                             abs=0.01)
+
+
+def test_partial_images_on_top_with_the_teacher_share_the_pseudo_streams_teacher(tmp_path,
+                                                                              monkeypatch):
+    """partial_stream='on-top-teacher': the partial images come on top, `batch_labeled` per
+    step, each trained as a pseudo image (human boxes, the teacher's boxes for the rest), with
+    the one EMA teacher of the pseudo stream."""
+    from dataclasses import replace
+
+    from harness.backends import semi_supervised
+
+    camp = Campaign.build(resolve(None, out=str(tmp_path), strategy="delr",
+                                  partial_stream="on-top-teacher", **TINY), echo=None)
+    labels, _, _ = camp.initial_labels()
+    partial = int(np.nonzero(~labels.fully_annotated)[0][0])
+    b, lab, _ = camp.pool.targets(partial)
+    labels = labels.with_boxes([partial], b[:1], lab[:1], Provenance.VERIFIED).mark(
+        [partial], 1, full=False)
+    data = TrainingSet.from_labels(camp.pool, labels, camp.cfg.tau, LabelTable.empty(len(camp.pool)))
+    drawn, teachers = [], set()
+    original = semi_supervised.PseudoStream.loss
+
+    def spy(self, model, objective, n, fraction):
+        before = self.shuffle.take  # record what this stream draws
+
+        def take(k):
+            out = before(k)
+            drawn.append((self.owner is not None, out.tolist()))
+            return out
+
+        self.shuffle.take = take
+        try:
+            return original(self, model, objective, n, fraction)
+        finally:
+            self.shuffle.take = before
+            teachers.add(id(self.teacher))
+
+    monkeypatch.setattr(semi_supervised.PseudoStream, "loss", spy)
+    log = camp.new_backend().fit(data, replace(camp.control(1), iterations=3))
+    on_top = [items for partial_stream, items in drawn if partial_stream]
+    assert on_top == [[partial] * TINY["batch_labeled"]] * 3
+    assert any(not p for p, _ in drawn)  # the pseudo stream ran too
+    assert len(teachers) == 1  # one teacher, shared
+    assert log["draws_per_partial_image"] == 3 * TINY["batch_labeled"]

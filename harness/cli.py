@@ -144,9 +144,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                              "the pseudo stream starts")
     recipe.add_argument("--partial-stream", choices=["shared", "on-top", "on-top-teacher", "off"],
                         help="where the human boxes of incomplete images (verified, corrected) "
-                             "train: shared with the complete images (default), on top of "
-                             "them (human boxes alone, or with the teacher's boxes and "
-                             "background), or only in the pseudo stream")
+                             "train: on top of the complete images with the teacher's boxes "
+                             "and background (on-top-teacher, the default), on top alone, "
+                             "shared with the complete images, or only in the pseudo stream")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy parameter (repeatable), e.g. --param skip_score=0.95")
     p.add_argument("--out", help="results root (default runs)")

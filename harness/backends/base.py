@@ -109,7 +109,7 @@ class TrainControl:
     burn_in: float | None = None  # share of the cycle before the pseudo stream starts
     # where images with a human box but not complete are trained: shared | on-top | off
     # (harness/backends/training.py, Batches)
-    partial_stream: str = "shared"
+    partial_stream: str = "on-top-teacher"
     tau: float = 0.7  # the teacher's pseudo-label score threshold (the run's tau)
     grad_clip: float | None = 10.0
     hflip_augment: bool = True

@@ -76,7 +76,7 @@ class RunConfig:
     # where the human boxes of incomplete images train (DeLR's verified boxes): shared with
     # the complete images, on-top of them, or off (pseudo stream only); harness/backends/
     # training.py, Batches
-    partial_stream: str = "shared"
+    partial_stream: str = "on-top-teacher"
     warm_start: bool = True  # each cycle fine-tunes the previous cycle's model
     experiment: str = ""  # empty: named after the dataset
     out: str = "runs"

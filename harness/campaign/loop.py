@@ -526,6 +526,13 @@ def cycle_row(camp: Campaign, cycle, labels: LabelTable, spent, metrics, quality
         "train_images_labeled_per_step": log.get("images_labeled_per_step", 0),
         "train_images_pseudo_per_step": log.get("images_pseudo_per_step", 0),
         "ssod_recipe": log.get("ssod_recipe", "none"),  # none: no pseudo stream
+        # where the human boxes of incomplete images trained, and how often each image of
+        # the two kinds was drawn in the cycle (harness/backends/training.py, Batches)
+        "train_partial_stream": log.get("partial_stream", "none"),
+        "train_complete_images": log.get("complete_images", 0),
+        "train_partial_images": log.get("partial_images", 0),
+        "train_draws_per_complete_image": log.get("draws_per_complete_image", 0.0),
+        "train_draws_per_partial_image": log.get("draws_per_partial_image", 0.0),
     }
     row.update({f"pseudo_{k}": v for k, v in quality.items()})
     row.update({f"ap50[{c}]": v for c, v in metrics.per_class_ap50.items()})

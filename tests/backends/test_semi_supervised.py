@@ -171,7 +171,9 @@ def test_the_labelled_stream_is_the_same_for_random_and_ssod(tmp_path, monkeypat
 
 
 def test_verified_boxes_on_an_incomplete_image_train_as_human_labels(tmp_path, monkeypatch):
-    camp = Campaign.build(resolve(None, out=str(tmp_path), strategy="delr", **TINY), echo=None)
+    """partial_stream='shared': the partial image is drawn as often as a complete one."""
+    camp = Campaign.build(resolve(None, out=str(tmp_path), strategy="delr",
+                                  partial_stream="shared", **TINY), echo=None)
     labels, _, _ = camp.initial_labels()
     partial = int(np.nonzero(~labels.fully_annotated)[0][0])
     b, lab, _ = camp.pool.targets(partial)

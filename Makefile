@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench gpu-check clean
 
 # set-up ends with the cpu presets' pretrained backbone, their stand-in for downloading ImageNet
 # weights: built once per machine under $HARNESS_CACHE (about 50 s on a 2-core Xeon), then read from
@@ -39,6 +39,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/frcnn_learning_curve.py --minutes 1,2,3,5
 	$(PY) benchmarks/frcnn_learning_curve.py --fig1 --fraction 0.05 --minutes 2
 	$(PY) benchmarks/backends_side_by_side.py --minutes 3
+
+# the GPU check (benchmarks/gpu_check.py): harness vs plain torchvision img/s, a two-cycle DeLR
+# campaign, the paper's campaigns' hours estimated; writes gpu_check.json
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py --json gpu_check.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

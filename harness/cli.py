@@ -126,6 +126,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="where the detector trains and predicts: auto (default: "
                                     "the first GPU when there is one, else the CPU), cpu, "
                                     "cuda or cuda:N")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"],
+                   help="auto (default: bf16 on a GPU, fp32 on the CPU), bf16 (the backbone "
+                        "under autocast, the heads in float32) or fp32")
+    p.add_argument("--batch-labeled", type=int, metavar="N", dest="batch_labeled",
+                   help="labelled images per training step (cpu presets 8, GPU presets 2)")
+    p.add_argument("--batch-pseudo", type=int, metavar="N", dest="batch_unlabeled",
+                   help="pseudo-stream (or unlabelled) images per step on top (cpu 4, GPU 8)")
     p.add_argument("--no-pseudo-negatives", dest="pseudo_negatives", action="store_const",
                    const=False, help="ignore, rather than teach as background, what no pseudo "
                                      "box covers in a pseudo-labelled image")
@@ -197,7 +204,8 @@ def _run_grid(args, configs):
 RUN_FIELDS = ("dataset", "data_root", "backend", "preset", "weights", "cycles", "initial",
               "charge_initial", "cycle_budget", "budget_unit", "tau", "delta_pos", "delta_bg",
               "oracle", "cost_model", "pool_size", "test_size", "train_iters", "train_minutes",
-              "initial_train_iters", "threads", "device", "pseudo_negatives", "teacher",
+              "initial_train_iters", "threads", "device", "precision", "batch_labeled",
+              "batch_unlabeled", "pseudo_negatives", "teacher",
               "ema_decay", "strong_augment", "pseudo_regression", "pseudo_background", "burn_in",
               "partial_stream",
               "out", "experiment")

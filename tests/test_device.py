@@ -261,3 +261,25 @@ def test_tensors_made_inside_the_losses_take_their_inputs_device():
                     and not any(k.arg == "device" for k in call.keywords)):
                 missing.append(f"{name}:{call.lineno} torch.{call.func.attr}")
     assert not missing, f"tensors made without device=: {', '.join(missing)}"
+
+
+def test_precision_auto_is_bf16_on_a_gpu_and_fp32_on_the_cpu():
+    from harness.backends.precision import resolve_precision
+
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("auto", torch.device("cuda", 0)) == "bf16"
+    assert resolve_precision("fp32", torch.device("cuda", 0)) == "fp32"
+    with pytest.raises(ConfigError, match="bf16 or fp32"):
+        resolve(None, precision="fp16")
+
+
+def test_bf16_runs_the_backbone_in_bf16_and_hands_the_heads_float32():
+    from harness.backends.precision import backbone_features
+
+    seen = []
+    conv = torch.nn.Conv2d(3, 4, 3)
+    conv.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    feats = backbone_features(conv, torch.rand(1, 3, 8, 8), "bf16")
+    assert seen == [torch.bfloat16] and feats["0"].dtype == torch.float32
+    backbone_features(conv, torch.rand(1, 3, 8, 8), "fp32")
+    assert seen[-1] == torch.float32

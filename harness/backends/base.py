@@ -273,6 +273,19 @@ class Backend:
             model.to(self.device)
         return self
 
+    def set_precision(self, precision: str, strict: bool = True) -> "Backend":
+        """Compute in `precision` (bf16 | fp32, harness/backends/precision.py) from now on;
+        returns the backend. A model that does not say how (no `precision` attribute) keeps
+        float32: bf16 asked for by name (`strict`) is then refused, while `--precision auto`
+        quietly means fp32 for it."""
+        model = getattr(self, "model", None)
+        if hasattr(model, "precision"):
+            model.precision = precision
+        elif precision != "fp32" and strict:
+            raise ConfigError(f"backend {self.name!r} computes in fp32 only; run it with "
+                              "--precision fp32")
+        return self
+
     def fit(self, data: TrainingSet, control: TrainControl) -> dict:
         """Train in place; returns a log (iterations, seconds, last losses)."""
         raise NotImplementedError

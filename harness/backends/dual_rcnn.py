@@ -52,9 +52,12 @@ class DualHeadRCNN(nn.Module):
     def n_heads(self) -> int:
         return len(self.rpns)
 
+    precision = "fp32"  # bf16: the backbone under autocast (harness/backends/precision.py)
+
     def features(self, tensors: torch.Tensor) -> OrderedDict:
-        feats = self.backbone(tensors)
-        return OrderedDict([("0", feats)]) if isinstance(feats, torch.Tensor) else feats
+        from harness.backends.precision import backbone_features
+
+        return backbone_features(self.backbone, tensors, self.precision)
 
     def forward(self, images, targets=None):
         """Training: the losses of every head, keyed `h1.loss_...`, `h2.loss_...`."""

@@ -59,9 +59,12 @@ class DualHeadRetinaNet(nn.Module):
         return len(self.heads)
 
     # -- dense outputs -------------------------------------------------------------------
+    precision = "fp32"  # bf16: the backbone under autocast (harness/backends/precision.py)
+
     def features(self, tensors: torch.Tensor) -> OrderedDict:
-        feats = self.backbone(tensors)
-        return OrderedDict([("0", feats)]) if isinstance(feats, torch.Tensor) else feats
+        from harness.backends.precision import backbone_features
+
+        return backbone_features(self.backbone, tensors, self.precision)
 
     def anchors(self, feats) -> tuple[torch.Tensor, AnchorLayout]:
         levels = list(feats.values())

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from harness.backends.precision import check_precision
 from harness.core.device import check_device_text
 from harness.core.errors import ConfigError
 
@@ -64,6 +65,8 @@ class RunConfig:
     # model's key on the CPU, so CPU runs keep sharing the models trained before the option
     # existed; a GPU computes other last digits, so a model trained there is keyed apart
     device: str = "auto"
+    # auto (bf16 on a GPU, fp32 on the CPU) | bf16 | fp32: harness/backends/precision.py
+    precision: str = "auto"
     pseudo_negatives: bool = True  # False: as pseudo_background="ignore"
     # the semi-supervised recipe of the pseudo stream (harness/backends/semi_supervised.py);
     # None: the backend's choice
@@ -268,6 +271,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"experiment {cfg.experiment!r} must be a plain folder name (no /, "
                           "\\ or ..): results go to OUT/EXPERIMENT/")
     check_device_text(cfg.device)  # spelling only: the machine that runs it checks the GPU
+    check_precision(cfg.precision)
     if cfg.pseudo_background not in (None, "hard", "ignore", "soft"):
         raise ConfigError(f"pseudo_background must be hard, ignore or soft, got "
                           f"{cfg.pseudo_background!r}")

@@ -40,6 +40,7 @@ from harness.campaign.budget import affordable_prefix, cycle_budget, query_costs
 from harness.campaign.cycle0_predictions import CYCLE0
 from harness.backends.weights_digest import weights_digest
 from harness.campaign.config import RunConfig, parse_amount
+from harness.backends.precision import resolve_precision
 from harness.core.device import resolve_device
 from harness.core.errors import ConfigError
 from harness.datasets import load_dataset
@@ -117,12 +118,17 @@ class Campaign:
     progress: bool
     # where the backend trains and predicts: cfg.device resolved on this machine
     device: torch.device = torch.device("cpu")
+    # bf16 | fp32: cfg.precision resolved for that device (harness/backends/precision.py)
+    precision: str = "fp32"
 
     @classmethod
     def build(cls, cfg: RunConfig, echo=print, progress=True) -> "Campaign":
         strategy = STRATEGIES.get(cfg.strategy)(**cfg.strategy_params)
         torch.set_num_threads(cfg.threads)  # part of the result: see RunConfig.threads
         device = resolve_device(cfg.device)  # a GPU this machine lacks fails here
+        precision = resolve_precision(cfg.precision, device)
+        if device.type == "cuda":  # the detectors' input sizes repeat: let cuDNN pick kernels
+            torch.backends.cudnn.benchmark = True
         backend_cls = BACKENDS.get(cfg.backend)
         strategy.adapt(backend_cls.capabilities)
         require(cfg.backend, backend_cls.capabilities, cfg.strategy, strategy.needs)
@@ -146,7 +152,7 @@ class Campaign:
             len(ds.classes), labelled_objects / max(len(pool), 1)))
         budget = cycle_budget(cfg, len(pool), labelled_objects, cost["full_image"])
         camp = cls(cfg, ds, pool, test, strategy, oracle, cost, budget,
-                   RunStore(cfg.run_dir()), echo, progress, device)
+                   RunStore(cfg.run_dir()), echo, progress, device, precision)
         backend_cls.check_control(camp.control(1))
         return camp
 
@@ -155,11 +161,14 @@ class Campaign:
         """A fresh backend of the run's settings, on the run's device."""
         return BACKENDS.get(self.cfg.backend)(len(self.dataset.classes), self.cfg.preset,
                                               seed=self.cfg.seed, **self._weights()
-                                              ).to(self.device)
+                                              ).to(self.device).set_precision(
+            self.precision, strict=self.cfg.precision != "auto")
 
     def load_backend(self, path):
-        """The backend saved at `path` (on whatever device it was trained), on the run's device."""
-        return BACKENDS.get(self.cfg.backend).load(path).to(self.device)
+        """The backend saved at `path` (on whatever device it was trained), on the run's
+        device and in the run's precision."""
+        return BACKENDS.get(self.cfg.backend).load(path).to(self.device).set_precision(
+            self.precision, strict=self.cfg.precision != "auto")
 
     def _weights(self) -> dict:
         return {"weights": self.cfg.weights} if self.cfg.weights else {}
@@ -231,6 +240,8 @@ class Campaign:
         # the key stays as before the option existed (CPU models keep their names)
         if self.device.type != "cpu":
             key["device"] = self.device.type
+        if self.precision != "fp32":  # likewise bf16 (float32 keeps the old names)
+            key["precision"] = self.precision
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()
                                 ).hexdigest()[:16]
         return Path(c.out) / "_shared" / f"cycle0-{digest}.pt"

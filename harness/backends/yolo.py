@@ -219,6 +219,7 @@ class YOLOBackend(Backend):
     def fit(self, data: TrainingSet, control: TrainControl) -> dict:
         from harness.backends.yolo_train import (
             export_training_set,
+            image_store,
             stream_copies,
             trainer_arguments,
             trainer_class,
@@ -234,7 +235,8 @@ class YOLOBackend(Backend):
         with workdir(self.workdir) as work, session(verbose=control.progress):
             trainer = trainer_class()(overrides={
                 **args, "model": self.config.model, "data": str(export_training_set(
-                    data, work / "data", self.n_classes, per_image * copies)),
+                    data, work / "data", self.n_classes, per_image * copies,
+                    image_store(self.workdir, data.images) if self.workdir else None)),
                 "project": str(work / "runs"), "name": "train", "exist_ok": True,
                 "device": ultralytics_device(self.device)})
             trainer.stop_after = stop_after

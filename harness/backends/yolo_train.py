@@ -9,7 +9,10 @@ ultralytics' trainer reads images and labels from disk, so each fit exports what
 
 Images are re-encoded rather than linked to their files: the harness and ultralytics then see
 the same pixels (EXIF rotation, palette and grey images are settled once, by the harness's
-reader). Human and pseudo boxes are written alike (ultralytics has one label stream); a fully
+reader). In a campaign they are encoded once per run, not once per fit: the PNGs live in an
+image store in the run's work folder (`yolo-images/<digest of the image set>/`), and each fit
+links them into its own folder (a hard link, else a symbolic one) beside its own label files,
+which are all that change between cycles. (At COCO scale a per-fit copy was 60-90 GB a fit.) Human and pseudo boxes are written alike (ultralytics has one label stream); a fully
 annotated image with no box gets an empty label file, which ultralytics trains as background.
 """
 
@@ -67,25 +70,53 @@ def stream_copies(data: TrainingSet, control: TrainControl) -> np.ndarray:
     return copies
 
 
+def image_store(base: Path, images) -> Path:
+    """The folder of `images`' PNGs under `base` (a run's work folder): one per image set,
+    named by a digest of its name and image ids, so another set never reads its files."""
+    import hashlib
+
+    digest = hashlib.sha256(images.name.encode() + np.ascontiguousarray(
+        images.image_ids, np.int64).tobytes()).hexdigest()[:16]
+    return Path(base) / "yolo-images" / digest
+
+
+def _stored_png(store: Path, images, index: int) -> tuple[Path, int, int]:
+    """The PNG of images.image(index) in `store` (written now if it is not there: to a
+    temporary name, then renamed, so a killed fit never leaves half a file), and its size."""
+    path = store / f"{index:07d}.png"
+    if path.is_file():
+        with Image.open(path) as png:  # reads the header only
+            width, height = png.size
+        return path, width, height
+    pixels = images.image(index)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format="PNG", compress_level=1)
+    os.replace(tmp, path)
+    return path, pixels.shape[1], pixels.shape[0]
+
+
 def export_training_set(data: TrainingSet, root: Path, n_classes: int,
-                        copies: int | np.ndarray = 1) -> Path:
+                        copies: int | np.ndarray = 1, store: Path | None = None) -> Path:
     """Write `data` under root in the layout above; returns the data YAML's path.
 
     copies > 1 lists an image that many times (hard links `000000-1.png`, ...): so that an
     epoch of a training set smaller than one batch still fills the batch, and so that the
     labelled stream keeps its share of each batch (`stream_copies`); one number for every
-    image, or one per image.
+    image, or one per image. store: the run's image store (`image_store`); None: the PNGs are
+    written in root, for this fit only.
     """
     copies = np.broadcast_to(np.asarray(copies, np.int64), (len(data.index),))
     images, labels = root / "images" / "train", root / "labels" / "train"
     images.mkdir(parents=True, exist_ok=True)
     labels.mkdir(parents=True, exist_ok=True)
+    if store is None:
+        store = root / "png"
+    store.mkdir(parents=True, exist_ok=True)
     paths = []
     for pos, index in enumerate(data.index):
-        pixels = data.images.image(int(index))
-        height, width = pixels.shape[:2]
+        stored, width, height = _stored_png(store, data.images, int(index))
         path = images / f"{pos:06d}.png"
-        Image.fromarray(np.ascontiguousarray(pixels)).save(path, compress_level=1)
+        _link(stored, path)
         boxes, classes, _ = data.targets[pos]
         (labels / f"{pos:06d}.txt").write_text(yolo_lines(boxes, classes, width, height))
         paths.append(str(path.resolve()))
@@ -107,8 +138,11 @@ def export_training_set(data: TrainingSet, root: Path, n_classes: int,
 def _link(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
-    except OSError:  # a file system without hard links
-        shutil.copyfile(source, target)
+    except OSError:  # a file system without hard links (or the store on another one)
+        try:
+            os.symlink(Path(source).resolve(), target)
+        except OSError:
+            shutil.copyfile(source, target)
 
 
 def trainer_arguments(control: TrainControl, n_images: int,

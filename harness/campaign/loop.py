@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import time
 import uuid
@@ -260,7 +261,9 @@ class Campaign:
 
     def fit(self, cycle: int, backend, labels: LabelTable, rejected: LabelTable | None = None):
         data = TrainingSet.from_labels(self.pool, labels, self.cfg.tau, rejected)
-        work = self.store.dir / "work"  # a backend's working files, removed after each fit
+        # a backend's working files: a fit's removed after it, what it keeps between fits
+        # (YOLO's image store) when the campaign is complete
+        work = self.store.dir / "work"
         if cycle == 0:
             shared = self.shared_cycle0()
             # runs of one seed side by side: the first trains it, the others wait and load it
@@ -326,6 +329,8 @@ def run_campaign(cfg: RunConfig, echo: Callable[[str], None] = print, progress: 
         if done is None:  # the questions wait for a person (oracles/human.py)
             break
         backend, spent, carry, labels, rejected = done
+    else:  # complete: what the backend kept between fits (YOLO's image store) goes
+        shutil.rmtree(store.dir / "work", ignore_errors=True)
     return store.dir
 
 

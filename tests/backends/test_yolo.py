@@ -280,11 +280,21 @@ def test_a_campaign_keeps_ultralytics_working_files_in_its_run_folder(tmp_path, 
 
     monkeypatch.delenv("HARNESS_WORKDIR", raising=False)
     monkeypatch.chdir(tmp_path)
-    seen, export = [], yolo_train.export_training_set
+    seen, export, saved = [], yolo_train.export_training_set, []
 
     def recording(data, root, *args, **kwargs):
         seen.append((Path(root), sorted(p.name for p in Path(root).parents[1].iterdir())))
         return export(data, root, *args, **kwargs)
+
+    from PIL import Image
+
+    original_save = Image.Image.save
+
+    def counting_save(self, fp, *args, **kwargs):
+        saved.append(Path(fp).name)
+        return original_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", counting_save)
 
     monkeypatch.setattr(yolo_train, "export_training_set", recording)
     cfg = resolve(None, dataset="digits", pool_size=12, test_size=2, cycles=1, train_iters=1,
@@ -296,8 +306,12 @@ def test_a_campaign_keeps_ultralytics_working_files_in_its_run_folder(tmp_path, 
     assert len(seen) == 2  # cycle 0 and cycle 1
     for root, siblings in seen:
         assert root.parent.parent == run_dir / "work" and root.name == "data"
-        assert siblings == [root.parent.name]  # the leftover was cleared
-    assert not (run_dir / "work").exists()
+        # the leftover was cleared; the run's image store stays between fits
+        assert set(siblings) - {"yolo-images"} == {root.parent.name}
+    # each pool image encoded once for the run, not once per fit (cycle 1 trains on cycle
+    # 0's images and more)
+    assert len(saved) == len(set(saved)) and saved
+    assert not (run_dir / "work").exists()  # the campaign is complete: the store is gone
     # nothing else in the CWD (ultralytics files a relative project under ./runs/detect/)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
 

@@ -182,12 +182,15 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
                                             "(default 1, in this process)")
     p.add_argument("--ray-address", help="ray: the cluster to use (e.g. auto, "
                                          "ray://HEAD:10001); default: start Ray on this machine")
+    p.add_argument("--gpus-per-run", type=float, default=1.0, metavar="SHARE",
+                   help="GPUs each run gets (default 1; 0.5 packs two runs on a card): local "
+                        "--jobs give each worker its own, Ray asks for them per task")
 
 
 def _executor(args):
     from harness.experiments.executors import make_executor
 
-    return make_executor(args.executor, args.jobs, args.ray_address)
+    return make_executor(args.executor, args.jobs, args.ray_address, args.gpus_per_run)
 
 
 def _run_grid(args, configs):

@@ -83,6 +83,11 @@ def test_a_worker_that_dies_fails_only_its_run():
 def test_resources_come_from_the_config():
     assert run_resources(resolve(None, preset="paper")) == {"num_cpus": 2, "num_gpus": 1}
     assert run_resources(resolve(None, threads=1)) == {"num_cpus": 1, "num_gpus": 0}
+    assert run_resources(resolve(None, preset="paper"), 0.5)["num_gpus"] == 0.5
+    assert run_resources(resolve(None, device="cuda:1"))["num_gpus"] == 1
+    assert run_resources(resolve(None, preset="paper", device="cpu"))["num_gpus"] == 0
+    with pytest.raises(ConfigError, match="--gpus-per-run must be in"):
+        make_executor("local", jobs=2, gpus_per_run=2)
     with pytest.raises(ConfigError, match="--jobs is for --executor local"):
         make_executor("ray", jobs=2)  # refused before Ray is imported
     with pytest.raises(ConfigError, match="--ray-address is for --executor ray"):
@@ -155,3 +160,41 @@ def test_oversubscribed_workers_sleep_instead_of_spinning(monkeypatch):
     assert worker_environment(roomy, 2) == ({} if cores >= 2 else {"OMP_WAIT_POLICY": "PASSIVE"})
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert worker_environment(crowded, 2) == {}
+
+
+def test_each_worker_slot_gets_its_own_gpu_or_a_share_of_one():
+    from harness.experiments.executors import gpu_slots
+
+    assert gpu_slots(2, 1.0, ["0", "1"]) == ["0", "1"]
+    assert gpu_slots(4, 0.5, ["0", "1"]) == ["0", "0", "1", "1"]
+    assert gpu_slots(3, 0.5, ["4", "7"]) == ["4", "4", "7"]  # CUDA_VISIBLE_DEVICES' own names
+    with pytest.raises(ConfigError, match="needs 4 GPU.*has 2.*--jobs 2"):
+        gpu_slots(4, 1.0, ["0", "1"])
+
+
+def test_local_workers_see_only_their_gpu(monkeypatch):
+    """Workers of runs on `auto` see one card each (as cuda:0); a cpu run is left alone."""
+    import harness.experiments.executors as executors
+    from harness.experiments.executors import Task
+
+    monkeypatch.setattr(executors, "visible_gpus", lambda: ["0", "1"])
+    tasks = [Task(os.getenv, ("CUDA_VISIBLE_DEVICES",), device="auto") for _ in range(2)]
+    seen = LocalExecutor(jobs=2).run(tasks, lambda i, r: None)
+    assert sorted(seen) == ["0", "1"]
+    shared = LocalExecutor(jobs=2, gpus_per_run=0.5).run(tasks, lambda i, r: None)
+    assert shared == ["0", "0"]
+    cpu = LocalExecutor(jobs=2).run([Task(os.getenv, ("CUDA_VISIBLE_DEVICES", "unset"),
+                                          device="cpu")] * 2, lambda i, r: None)
+    assert cpu == [os.environ.get("CUDA_VISIBLE_DEVICES", "unset")] * 2
+
+
+def test_a_ray_run_whose_results_the_driver_cannot_see_fails_clearly(tmp_path):
+    from harness.experiments.executors import Task, results_reached
+
+    task = Task(str, (), expect=tmp_path / "runs" / "x" / "config.yaml")
+    message = results_reached(task, None, str(tmp_path))
+    assert "not at" in message and "filesystem every node shares" in message
+    task.expect.parent.mkdir(parents=True)
+    task.expect.write_text("seed: 0")
+    assert results_reached(task, None, str(tmp_path)) is None
+    assert results_reached(task, "it failed", str(tmp_path)) == "it failed"

@@ -74,11 +74,15 @@ def run_grid(configs: list[RunConfig], echo: Callable[[str], None] = print,
         stage = cycle0_stage(campaigns)
         if stage:
             echo(f"training {len(stage)} shared cycle-0 model(s) first")
-            executor.run([Task(prepare_cycle0, (c,), run_resources(c)) for c in stage],
+            share = getattr(executor, "gpus_per_run", 1.0)
+            executor.run([Task(prepare_cycle0, (c,), run_resources(c, share), c.device)
+                          for c in stage],
                          lambda i, err: err and echo(f"cycle-0 model of seed{stage[i].seed} "
                                                      f"failed: {err}"))
         # worker processes print their cycle lines; progress bars of several would interleave
-        tasks = [Task(run_one, (c, print if progress else silent, False), run_resources(c))
+        share = getattr(executor, "gpus_per_run", 1.0)
+        tasks = [Task(run_one, (c, print if progress else silent, False),
+                      run_resources(c, share), c.device, c.run_dir() / "config.yaml")
                  for c in configs]
     else:
         tasks = [Task(run_one, (c, echo, progress)) for c in configs]

@@ -154,6 +154,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                              "train: on top of the complete images with the teacher's boxes "
                              "and background (on-top-teacher, the default), on top alone, "
                              "shared with the complete images, or only in the pseudo stream")
+    p.add_argument("--checkpoint-minutes", type=float, metavar="M",
+                   help="save the training's whole state every M minutes (default 10; 0: "
+                        "never), so that a killed run resumes inside its cycle")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="strategy parameter (repeatable), e.g. --param skip_score=0.95")
     p.add_argument("--out", help="results root (default runs)")
@@ -210,7 +213,7 @@ RUN_FIELDS = ("dataset", "data_root", "backend", "preset", "weights", "cycles", 
               "initial_train_iters", "threads", "device", "precision", "batch_labeled",
               "batch_unlabeled", "pseudo_negatives", "teacher",
               "ema_decay", "strong_augment", "pseudo_regression", "pseudo_background", "burn_in",
-              "partial_stream",
+              "partial_stream", "checkpoint_minutes",
               "out", "experiment")
 
 

@@ -31,6 +31,8 @@ def test_sigkill_in_every_phase_resumes_to_the_uninterrupted_results(tmp_path):
     assert len(report.landed) == 8
     assert {x.split()[0] for x in report.landed} >= set(PHASES), report.summary()
     assert report.equal, f"rng seed {rng_seed}: {report.summary()}"
+    # how many restarts went on inside a fit from its checkpoint is in the summary (a kill at a
+    # fit's start has none yet); tests/backends/test_semi_supervised.py checks that resume
 
 
 # -- a run stopped after its first cycle, for the two tests below --------------------------------

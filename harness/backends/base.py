@@ -107,9 +107,14 @@ class TrainControl:
     pseudo_regression: bool | None = None
     pseudo_background: str | None = None  # hard | ignore | soft
     burn_in: float | None = None  # share of the cycle before the pseudo stream starts
-    # where images with a human box but not complete are trained: shared | on-top | off
-    # (harness/backends/training.py, Batches)
+    # where images with a human box but not complete are trained: on-top-teacher | on-top |
+    # shared | off (harness/backends/training.py, Batches)
     partial_stream: str = "on-top-teacher"
+    # an in-cycle checkpoint (harness/backends/training.py, FitCheckpoint): saved to this
+    # file every `checkpoint_minutes` of training (0: never), read back by a fit that starts
+    # from the same weights, data and settings
+    checkpoint_path: str | None = None
+    checkpoint_minutes: float = 10.0
     tau: float = 0.7  # the teacher's pseudo-label score threshold (the run's tau)
     grad_clip: float | None = 10.0
     hflip_augment: bool = True

@@ -27,6 +27,14 @@ class EndlessShuffle:
         out, self._queue = self._queue[:n], self._queue[n:]
         return out
 
+    def state_dict(self) -> dict:
+        """Where the passes stand (its generator's state included): an in-cycle checkpoint."""
+        return {"queue": self._queue.copy(), "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._queue = np.asarray(state["queue"])
+        self.rng.bit_generator.state = state["rng"]
+
 
 class TorchStream:
     """A torch random stream of its own for one training stream.
@@ -41,6 +49,12 @@ class TorchStream:
         self.cpu = torch.Generator().manual_seed(seed).get_state()
         self.cuda = None
         self.seed = seed
+
+    def state_dict(self) -> dict:
+        return {"cpu": self.cpu.clone(), "cuda": None if self.cuda is None else self.cuda.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.cpu, self.cuda = state["cpu"], state["cuda"]
 
     @contextlib.contextmanager
     def active(self):

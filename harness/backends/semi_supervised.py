@@ -339,6 +339,31 @@ class PseudoStream:
         if self.recipe.teacher and self.teacher is not None:
             self.teacher.update(model, self.recipe.ema_decay)
 
+    def state_dict(self) -> dict:
+        """Everything a resumed fit needs to draw and label as this stream would have: its
+        generators, its pass over the images, its counters and (the owner's) teacher."""
+        teacher = (self.teacher.model.state_dict()
+                   if self.teacher is not None and self.owner is None else None)
+        return {"shuffle": self.shuffle.state_dict(), "gen": self.gen.get_state(),
+                "torch": self.torch.state_dict(), "teacher": teacher,
+                "has_teacher": self.teacher is not None,
+                "counts": (self.pseudo_boxes, self.images_seen, self.steps)}
+
+    def load_state_dict(self, state: dict, model) -> None:
+        """The owner's teacher is rebuilt from the student's architecture, then given the saved
+        weights; a stream that shares it takes the owner's (load the owner first)."""
+        self.shuffle.load_state_dict(state["shuffle"])
+        self.gen.set_state(state["gen"])
+        self.torch.load_state_dict(state["torch"])
+        self.pseudo_boxes, self.images_seen, self.steps = state["counts"]
+        if state["teacher"] is not None:
+            self.teacher = EMATeacher(model)
+            self.teacher.model.load_state_dict(state["teacher"])
+        elif state["has_teacher"] and self.owner is not None:
+            if self.owner.teacher is None:
+                self.owner.teacher = EMATeacher(model)
+            self.teacher = self.owner.teacher
+
     def of_items(self, items: np.ndarray) -> "PseudoStream":
         """A stream of `items` (the partial images) trained as this one trains its images,
         with this stream's teacher and generators of its own."""

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -219,6 +221,30 @@ class Batches:
                 total = total + objective.unlabeled_loss(model, images, fraction)
         return total
 
+    def state_dict(self) -> dict:
+        """Every stream's place and generators (an in-cycle checkpoint, `FitCheckpoint`)."""
+        optional = lambda x: None if x is None else x.state_dict()  # noqa: E731
+        return {"rng": self.rng.bit_generator.state,
+                "labeled": None if self.labeled is None else self.labeled._queue.copy(),
+                "partial": optional(self.partial), "partial_torch": self.partial_torch.state_dict(),
+                "unlabeled": self.unlabeled.state_dict(),
+                "unlabeled_torch": self.unlabeled_torch.state_dict(),
+                "pseudo": optional(self.pseudo), "partial_pseudo": optional(self.partial_pseudo)}
+
+    def load_state_dict(self, state: dict, model) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        if self.labeled is not None:
+            self.labeled._queue = np.asarray(state["labeled"])
+        if self.partial is not None:
+            self.partial.load_state_dict(state["partial"])
+        self.partial_torch.load_state_dict(state["partial_torch"])
+        self.unlabeled.load_state_dict(state["unlabeled"])
+        self.unlabeled_torch.load_state_dict(state["unlabeled_torch"])
+        if self.pseudo is not None:
+            self.pseudo.load_state_dict(state["pseudo"], model)
+        if self.partial_pseudo is not None:
+            self.partial_pseudo.load_state_dict(state["partial_pseudo"], model)
+
     def draws(self, iterations: int) -> dict:
         """How often per cycle a complete and a partial image were drawn on average (the
         labelled and partial streams; the pseudo stream reports its own)."""
@@ -261,6 +287,75 @@ def human_only(target: dict) -> dict:
             for k, v in target.items()}
 
 
+class FitCheckpoint:
+    """A fit's whole state, saved every `control.checkpoint_minutes` so that a killed fit (a
+    preempted GPU job) resumes inside its cycle instead of from its start: the model and the
+    optimiser, the iteration, torch's generators, and every stream's place and generators
+    (`Batches.state_dict`, the EMA teacher included). With an iteration schedule the resumed
+    fit ends exactly as an uninterrupted one (the kill test checks it); with a minutes budget
+    it goes on from where the checkpoint was.
+
+    The file is read back only by a fit with the same key: a digest of the settings, the
+    training set and the weights it started from, so a stale file (another cycle, changed
+    labels) is never resumed from. Written atomically; removed when the fit ends.
+    Hand-written: torch saves state dicts, not a training loop's whole state.
+    """
+
+    def __init__(self, path: str, minutes: float, model, data: TrainingSet,
+                 control: TrainControl):
+        import hashlib
+        from dataclasses import asdict
+
+        from harness.backends.weights_digest import weights_digest
+
+        self.path, self.seconds = Path(path), minutes * 60
+        settings = {k: v for k, v in asdict(control).items()
+                    if k not in ("progress", "checkpoint_path", "checkpoint_minutes")}
+        h = hashlib.sha256(repr(sorted(settings.items())).encode())
+        for array in (data.index, data.labeled, data.human):
+            h.update(np.ascontiguousarray(array).tobytes())
+        for boxes, labels, prov in data.targets:
+            h.update(np.ascontiguousarray(boxes, np.float32).tobytes())
+            h.update(np.ascontiguousarray(labels, np.int64).tobytes())
+            h.update(np.ascontiguousarray(prov, np.int8).tobytes())
+        h.update(weights_digest([model]))
+        self.key = h.hexdigest()
+        self.last = time.perf_counter()
+
+    def load(self) -> dict | None:
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception:  # noqa: BLE001  (a damaged file is a missing one: start the fit over)
+            return None
+        return state if state.get("key") == self.key else None
+
+    def due(self) -> bool:
+        return time.perf_counter() - self.last >= self.seconds
+
+    def save(self, state: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        torch.save({**state, "key": self.key}, tmp)
+        os.replace(tmp, self.path)
+        self.last = time.perf_counter()
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _torch_generators() -> dict:
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if cuda else None}
+
+
+def _set_torch_generators(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainControl,
                    to_target: Callable, desc: str = "train",
                    no_negatives: Callable | None = None,
@@ -281,6 +376,9 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
     if len(data) == 0:
         raise HarnessError("nothing to train on: the training set has no labelled or "
                            "pseudo-labelled image")
+    checkpoint = (FitCheckpoint(control.checkpoint_path, control.checkpoint_minutes, model,
+                                data, control)
+                  if control.checkpoint_path and control.checkpoint_minutes > 0 else None)
     torch.manual_seed(control.seed)
     rng = np.random.default_rng(control.seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -293,10 +391,19 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
     bar = progress_bar(total=control.iterations or int(budget_s), desc=desc,
                        unit="it" if budget_s is None else "s", enabled=control.progress)
     model.train()
-    start, it, smooth = time.perf_counter(), 0, None
+    start, it, smooth, before = time.perf_counter(), 0, None, 0.0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:  # a killed fit of the same start: go on from its checkpoint
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        batches.load_state_dict(saved["batches"], model)
+        _set_torch_generators(saved["torch"])
+        it, smooth, before = saved["iteration"], saved["smooth"], saved["seconds"]
+        if budget_s is None:
+            bar.update(it)
     try:
         while True:
-            elapsed = time.perf_counter() - start
+            elapsed = time.perf_counter() - start + before
             fraction = it / control.iterations if budget_s is None else elapsed / budget_s
             if fraction >= 1:
                 break
@@ -323,6 +430,11 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
             eta.tick()
             value = float(total.detach())
             smooth = value if smooth is None else 0.9 * smooth + 0.1 * value
+            if checkpoint is not None and checkpoint.due():
+                checkpoint.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                 "batches": batches.state_dict(), "torch": _torch_generators(),
+                                 "iteration": it, "smooth": smooth,
+                                 "seconds": time.perf_counter() - start + before})
             if budget_s is None:
                 bar.update(1)
             else:
@@ -331,9 +443,11 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
             bar.set_postfix(loss=f"{smooth:.3f}", refresh=False)
     finally:
         objective.end(model)
+    if checkpoint is not None:
+        checkpoint.clear()
     bar.close()
     model.eval()
-    log = {"iterations": it, "seconds": time.perf_counter() - start, "loss": smooth,
+    log = {"iterations": it, "seconds": time.perf_counter() - start + before, "loss": smooth,
            "images_labeled_per_step": batches.n_labeled, "images_pseudo_per_step": batches.n_pseudo,
            **batches.draws(it)}
     if pseudo is not None:

@@ -80,6 +80,10 @@ class RunConfig:
     # the complete images, on-top of them, or off (pseudo stream only); harness/backends/
     # training.py, Batches
     partial_stream: str = "on-top-teacher"
+    # minutes of training between two in-cycle checkpoints (0: none), so that a killed run
+    # resumes inside its cycle (harness/backends/training.py, FitCheckpoint); not part of
+    # the result
+    checkpoint_minutes: float = 10.0
     warm_start: bool = True  # each cycle fine-tunes the previous cycle's model
     experiment: str = ""  # empty: named after the dataset
     out: str = "runs"
@@ -278,6 +282,9 @@ def validate(cfg: RunConfig) -> None:
     if cfg.partial_stream not in ("shared", "on-top", "on-top-teacher", "off"):
         raise ConfigError(f"partial_stream must be shared, on-top, on-top-teacher or off, got "
                           f"{cfg.partial_stream!r}")
+    if cfg.checkpoint_minutes < 0:
+        raise ConfigError(f"checkpoint_minutes must be >= 0 (0: no in-cycle checkpoint), got "
+                          f"{cfg.checkpoint_minutes}")
     if cfg.burn_in is not None and not 0 <= cfg.burn_in < 1:
         raise ConfigError(f"burn_in must be a fraction of the cycle in [0, 1), got {cfg.burn_in}")
     if cfg.ema_decay is not None and not 0 <= cfg.ema_decay < 1:

@@ -94,6 +94,13 @@ def pool_and_test(cfg: RunConfig) -> tuple[Dataset, ImageSet, ImageSet]:
     return ds, pool, test
 
 
+# what a shared cycle-0 model's log keeps beside it: every run that loads the model reports
+# the same cycles.csv row as the run that trained it
+CYCLE0_LOG = ("iterations", "seconds", "images_labeled_per_step", "images_pseudo_per_step",
+              "partial_stream", "complete_images", "partial_images", "draws_per_complete_image",
+              "draws_per_partial_image")
+
+
 def starting_weights(cfg: RunConfig):
     """The backend preset's settings and the weights a run starts from: the run's own, else
     the preset's (e.g. paper's "imagenet", cpu's "pretrained"), else None."""
@@ -185,6 +192,7 @@ class Campaign:
             ema_decay=c.ema_decay, strong_augment=c.strong_augment,
             pseudo_regression=c.pseudo_regression, pseudo_background=c.pseudo_background,
             burn_in=c.burn_in, partial_stream=c.partial_stream,
+            checkpoint_minutes=c.checkpoint_minutes,
             tau=c.tau, seed=c.seed * 1000 + cycle, progress=self.progress)
 
     def initial_count(self) -> int:
@@ -276,16 +284,18 @@ class Campaign:
                     return self.load_backend(shared), {**log, "seconds": 0.0}
                 backend = self.new_backend()
                 backend.workdir = work
-                log = backend.fit(data, self.control(0))
+                # a killed cycle-0 fit goes on from its checkpoint, whichever run resumes it
+                log = backend.fit(data, replace(self.control(0), checkpoint_path=str(
+                    shared.with_name(shared.stem + ".fit-checkpoint.pt"))))
                 write_text_atomic(log_path, json.dumps(
-                    {k: log[k] for k in ("iterations", "seconds", "images_labeled_per_step",
-                                         "images_pseudo_per_step") if k in log}))
+                    {k: log[k] for k in CYCLE0_LOG if k in log}))
                 backend.save(shared)  # atomic, and last: a reader never sees half of it
             return backend, log
         if backend is None or not self.cfg.warm_start:
             backend = self.new_backend()
         backend.workdir = work
-        return backend, backend.fit(data, self.control(cycle))
+        return backend, backend.fit(data, replace(
+            self.control(cycle), checkpoint_path=str(work / f"fit-checkpoint-cycle{cycle}.pt")))
 
 
     def prepare_cycle0(self) -> None:

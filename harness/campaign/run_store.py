@@ -45,7 +45,9 @@ LABEL_FIELDS = ("image", "boxes", "labels", "provenance", "score", "fully_annota
 # options that may differ when a run is resumed (where it lives, not what it computes; and the
 # device: a run preempted on one machine may go on on another, and environment.yaml records
 # each device it computed on, with a warning when it changes)
-RESUMABLE = {"out", "experiment", "data_root", "device"}
+RESUMABLE = {"out", "experiment", "data_root", "device", "precision", "checkpoint_minutes"}
+# what a run folder saved before an option existed meant by its absence
+BEFORE_THE_OPTION = {"partial_stream": "shared"}
 
 
 class RunStore:
@@ -62,7 +64,8 @@ class RunStore:
         if path.is_file() and (self.state / "progress.json").is_file():
             saved = yaml.safe_load(path.read_text()) or {}
             wanted = cfg.as_dict()
-            diff = sorted(k for k in wanted if k not in RESUMABLE and saved.get(k) != wanted[k]
+            diff = sorted(k for k in wanted if k not in RESUMABLE
+                          and saved.get(k, BEFORE_THE_OPTION.get(k)) != wanted[k]
                           and not (k == "classes" and saved.get(k) is None))  # older folders
             if diff:
                 raise HarnessError(

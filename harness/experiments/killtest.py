@@ -45,9 +45,11 @@ PHASES = ("fit", "predict", "query", "write")
 # (query on a fast machine) would be over before the signal lands.
 MIN_DELAY = 0.05
 TIMING_COLUMNS = ("cycle_seconds", "train_seconds")  # wall-clock: differs from run to run
+# four iterations a fit and a checkpoint after each (every 6 ms of training at most): a kill
+# inside a fit resumes from its in-cycle checkpoint (harness/backends/training.py)
 TINY = ("--strategy", "delr", "--dataset", "digits", "--pool-size", "20", "--test-size", "4",
-        "--cycles", "2", "--train-iters", "1", "--initial", "20%", "--cycle-budget", "10%",
-        "--tau", "0.05")
+        "--cycles", "2", "--train-iters", "4", "--initial", "20%", "--cycle-budget", "10%",
+        "--tau", "0.05", "--checkpoint-minutes", "0.0001")
 
 
 @dataclass
@@ -57,6 +59,7 @@ class KillReport:
     restarts: int = 0
     differences: list[str] = field(default_factory=list)  # empty: results equal the reference's
     seconds: float = 0.0
+    in_fit: int = 0  # kills that left an in-cycle checkpoint: the restart resumed inside a fit
 
     @property
     def equal(self) -> bool:
@@ -66,7 +69,8 @@ class KillReport:
         hit = {p: sum(x.split()[0] == p for x in self.landed) for p in (*PHASES, "committed")}
         lines = [f"{len(self.landed)} kills in {self.seconds:.0f} s, by phase hit: "
                  + ", ".join(f"{p} {n}" for p, n in hit.items() if n),
-                 "kills: " + "; ".join(self.landed)]
+                 "kills: " + "; ".join(self.landed),
+                 f"restarts that resumed inside a fit, from its checkpoint: {self.in_fit}"]
         lines.append("results equal the uninterrupted run's" if self.equal
                      else "DIFFERENT from the uninterrupted run:\n  " + "\n  ".join(self.differences))
         return "\n".join(lines)
@@ -168,6 +172,7 @@ def kill_test(workdir: Path, kills: int = 12, seed: int = 0, options: tuple[str,
                                f"{phase} of cycle {cycle}")
         last = read_trace(trace)[-1]
         report.landed.append(f"{last[1]} {last[2]}")
+        report.in_fit += any(out.rglob("*fit-checkpoint*.pt"))
         echo(f"kill {attempt + 1}/{len(report.targets)}: aimed at {phase} of cycle {cycle} "
              f"(+{offset:.0%}), landed in {last[1]} of cycle {last[2]}")
     echo("resuming to the end ...")

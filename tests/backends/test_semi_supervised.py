@@ -380,3 +380,61 @@ def test_partial_images_on_top_with_the_teacher_share_the_pseudo_streams_teacher
     assert any(not p for p, _ in drawn)  # the pseudo stream ran too
     assert len(teachers) == 1  # one teacher, shared
     assert log["draws_per_partial_image"] == 3 * TINY["batch_labeled"]
+
+
+def test_a_fit_killed_inside_its_cycle_resumes_from_its_checkpoint_to_the_same_weights(
+        tmp_path, monkeypatch):
+    """The in-cycle checkpoint (training.FitCheckpoint) holds everything a fit draws from:
+    a DeLR fit with partial images on top, the pseudo stream and its EMA teacher, stopped
+    after 3 of 6 iterations and started again from the same weights, ends with exactly the
+    weights of the fit that was never stopped."""
+    from dataclasses import replace
+
+    from harness.core import eta
+
+    camp = Campaign.build(resolve(None, out=str(tmp_path), strategy="delr", **TINY), echo=None)
+    labels, _, _ = camp.initial_labels()
+    partial = int(np.nonzero(~labels.fully_annotated)[0][0])
+    b, lab, _ = camp.pool.targets(partial)
+    labels = labels.with_boxes([partial], b[:1], lab[:1], Provenance.VERIFIED).mark(
+        [partial], 1, full=False)
+    data = TrainingSet.from_labels(camp.pool, labels, camp.cfg.tau, LabelTable.empty(len(camp.pool)))
+    path = tmp_path / "fit-checkpoint.pt"
+    control = replace(camp.control(1), iterations=6, checkpoint_path=str(path),
+                      checkpoint_minutes=1e-9)  # a checkpoint after every iteration
+
+    reference = camp.new_backend()
+    reference.fit(data, replace(control, checkpoint_path=None))
+
+    class Killed(Exception):
+        pass
+
+    ticks = []
+
+    def tick():  # called after each step, before its checkpoint: the 4th step is lost
+        ticks.append(1)
+        if len(ticks) == 4:
+            raise Killed
+
+    monkeypatch.setattr(eta, "tick", tick)
+    with pytest.raises(Killed):
+        camp.new_backend().fit(data, control)
+    assert torch.load(path, weights_only=False)["iteration"] == 3
+    monkeypatch.setattr(eta, "tick", lambda: None)
+    resumed = camp.new_backend()
+    log = resumed.fit(data, control)
+    assert log["iterations"] == 6 and not path.exists()
+    mine, theirs = resumed.model.state_dict(), reference.model.state_dict()
+    assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    # another start (other labels) never resumes from a stale file
+    stale = camp.new_backend()
+    with pytest.raises(Killed):
+        monkeypatch.setattr(eta, "tick", tick)
+        ticks.clear()
+        stale.fit(data, control)
+    counted = []
+    monkeypatch.setattr(eta, "tick", lambda: counted.append(1))
+    other = TrainingSet.from_labels(camp.pool, labels.mark([partial], 1, full=True), camp.cfg.tau,
+                                    LabelTable.empty(len(camp.pool)))
+    assert camp.new_backend().fit(other, control)["iterations"] == 6
+    assert len(counted) == 6  # all six steps trained: the stale checkpoint was not used

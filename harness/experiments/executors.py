@@ -280,7 +280,7 @@ class RayExecutor:
         gpus = ray.cluster_resources().get("GPU", 0)
         needs = max((t.resources.get("num_gpus", 0) for t in tasks), default=0)
         if needs > gpus:  # Ray would wait forever for a node that can take the task
-            raise ConfigError(f"a run asks for {needs} GPU(s) (backend preset paper) but the Ray "
+            raise ConfigError(f"a run asks for {needs:g} GPU(s) (backend preset paper) but the Ray "
                               f"cluster has {gpus:g}; use a cluster with GPUs, or --preset cpu")
         remote = ray.remote(_in_dir)
         cwd = os.getcwd()

@@ -306,8 +306,6 @@ class FitCheckpoint:
         import hashlib
         from dataclasses import asdict
 
-        from harness.backends.weights_digest import weights_digest
-
         self.path, self.seconds = Path(path), minutes * 60
         settings = {k: v for k, v in asdict(control).items()
                     if k not in ("progress", "checkpoint_path", "checkpoint_minutes")}
@@ -318,7 +316,12 @@ class FitCheckpoint:
             h.update(np.ascontiguousarray(boxes, np.float32).tobytes())
             h.update(np.ascontiguousarray(labels, np.int64).tobytes())
             h.update(np.ascontiguousarray(prov, np.int8).tobytes())
-        h.update(weights_digest([model]))
+        # hashed here, not through weights_digest: that one remembers its digest on the
+        # module and trusts version counters, which a fused optimiser step does not bump, so
+        # a digest taken before training would be handed out again after it
+        for name, tensor in model.state_dict().items():
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
         self.key = h.hexdigest()
         self.last = time.perf_counter()
 

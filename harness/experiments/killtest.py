@@ -45,10 +45,10 @@ PHASES = ("fit", "predict", "query", "write")
 # (query on a fast machine) would be over before the signal lands.
 MIN_DELAY = 0.05
 TIMING_COLUMNS = ("cycle_seconds", "train_seconds")  # wall-clock: differs from run to run
-# four iterations a fit and a checkpoint after each (every 6 ms of training at most): a kill
+# three iterations a fit and a checkpoint after each (every 6 ms of training at most): a kill
 # inside a fit resumes from its in-cycle checkpoint (harness/backends/training.py)
 TINY = ("--strategy", "delr", "--dataset", "digits", "--pool-size", "20", "--test-size", "4",
-        "--cycles", "2", "--train-iters", "4", "--initial", "20%", "--cycle-budget", "10%",
+        "--cycles", "2", "--train-iters", "3", "--initial", "20%", "--cycle-budget", "10%",
         "--tau", "0.05", "--checkpoint-minutes", "0.0001")
 
 

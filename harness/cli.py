@@ -112,6 +112,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     budget.add_argument("--cycle-budget-hours", type=float, help="per cycle, in annotator hours")
     p.add_argument("--budget-unit", choices=["seconds", "images", "boxes"])
     p.add_argument("--tau", type=float, help="pseudo-label score threshold (default 0.7)")
+    p.add_argument("--score-map", choices=["auto", "raw", "precision"],
+                   help="tau on raw scores, or read as the probability that a box is right and "
+                        "mapped onto the backend's scores on the labelled images (auto, the "
+                        "default: precision on retinanet and yolo, raw on frcnn)")
     p.add_argument("--delta-pos", type=float, help="annotator noise on IoU_pos (default 0)")
     p.add_argument("--delta-bg", type=float, help="annotator noise on IoU_bg (default 0)")
     p.add_argument("--oracle", help="simulated annotator (default paper)")
@@ -208,7 +212,7 @@ def _run_grid(args, configs):
 
 
 RUN_FIELDS = ("dataset", "data_root", "backend", "preset", "weights", "cycles", "initial",
-              "charge_initial", "cycle_budget", "budget_unit", "tau", "delta_pos", "delta_bg",
+              "charge_initial", "cycle_budget", "budget_unit", "tau", "score_map", "delta_pos", "delta_bg",
               "oracle", "cost_model", "pool_size", "test_size", "train_iters", "train_minutes",
               "initial_train_iters", "threads", "device", "precision", "batch_labeled",
               "batch_unlabeled", "pseudo_negatives", "teacher",
@@ -381,18 +385,17 @@ def cmd_ssod_check(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    """Build (or find) the pretrained tiny backbone a CPU preset starts from."""
+    """Build (or find) the pretrained backbone a CPU preset starts from."""
     import json
 
-    from harness.backends.frcnn import pretrained_backbone
     from harness.core.registry import BACKENDS
 
     backend = BACKENDS.get(args.backend)
     config = backend.preset_config(args.preset)
     if getattr(config, "weights", None) != "pretrained":
         raise HarnessError(f"the {args.backend} preset {args.preset!r} does not start from the "
-                           "pretrained backbone; the frcnn and retinanet `cpu` presets do")
-    path = pretrained_backbone(config)
+                           "pretrained backbone; the frcnn, retinanet and yolo `cpu` presets do")
+    path = backend.pretrained_file(config)
     info = json.loads(path.with_suffix(".json").read_text())
     print(f"{path}\n  recipe {info['recipe']}\n  held-out patch accuracy "
           f"{info['heldout_accuracy']:.1%}, pretrained in {info['seconds']} s")
@@ -500,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="build the CPU presets' pretrained backbone (the "
                                         "embedded data's stand-in for ImageNet weights)")
-    p.add_argument("--backend", default="frcnn", help="frcnn (default) or retinanet")
+    p.add_argument("--backend", default="frcnn", help="frcnn (default), retinanet or yolo")
     p.add_argument("--preset", default="cpu", help="backend preset (default cpu)")
     p.set_defaults(func=cmd_pretrain)
 

@@ -23,11 +23,12 @@ Choices where the paper is silent, each a parameter:
   class right after its box (one visit per object), which is the same set of actions.
 
 On a sigmoid detector (RetinaNet, YOLO) c and ĉ are the backend's distributions from the
-per-class sigmoids (harness/backends/sigmoid_probs.py): the label's column is the raw score,
-so tau and the 0.9 skip mean what they mean on Faster R-CNN's softmax. Focal-loss scores run
-lower than a softmax's, so fewer boxes pass tau = 0.7 there; when none is left to ask, the
-cycle's unspent seconds carry over and the last cycle ends below its budget (measured: 10.4 of
-13.0 h on RetinaNet, digits). `--tau` lowers it; the paper keeps 0.7 on RetinaNet.
+per-class sigmoids (harness/backends/sigmoid_probs.py): the label's column is the raw score.
+Focal-loss scores run lower than a softmax's, so the loop hands DeLR tau mapped onto them
+(`state.tau`: where the model's boxes are right with probability tau on the fully annotated
+images, harness/campaign/score_threshold.py; `--score-map raw` keeps 0.7 on the raw scores,
+as the paper does on RetinaNet). The 0.9 skip stays on the raw score. When no box is left to
+ask, the cycle's unspent seconds carry over and the last cycle ends below its budget.
 
 `fallback` (not in the paper, off by default): 'full_image' appends, after every box
 question, full annotation of the images that are not complete and not asked about this cycle,

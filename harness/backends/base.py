@@ -225,6 +225,10 @@ class Backend:
     ssod_recipe = None
     # where fit and predict compute; `to` changes it
     device = torch.device("cpu")
+    # softmax: a detection's score is close to the probability that it is right (tau means
+    # what the paper means); sigmoid: independent class sigmoids, which the run maps tau onto
+    # by precision under --score-map auto (harness/campaign/score_threshold.py)
+    score_kind: str = "softmax"
 
     @classmethod
     def preset_config(cls, preset: str):
@@ -251,6 +255,13 @@ class Backend:
         from harness.backends.checkpoint import load_checkpoint
 
         load_checkpoint(weights)
+
+    @classmethod
+    def pretrained_file(cls, config) -> Path:
+        """The weights file `weights=pretrained` means for the preset `config` (built now if it
+        is not cached): the CPU presets' stand-in for ImageNet or COCO weights."""
+        raise ConfigError(f"the {cls.name} backend has no pretrained weights of its own; give "
+                          "a weights file")
 
     @classmethod
     def check_control(cls, control: TrainControl) -> None:

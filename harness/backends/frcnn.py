@@ -193,6 +193,7 @@ class FasterRCNNBackend(Backend):
     checkpoint_format = FORMAT
 
     check_weights = staticmethod(check_backbone_weights)
+    pretrained_file = staticmethod(pretrained_backbone)
     # the semi-supervised recipe of the pseudo stream (semi_supervised.py), chosen by its gain
     # over supervised-only training at equal labels: the EMA teacher, no regression on unverified
     # pseudo boxes, soft background, and no strong views (python -m harness ssod-check, 5 seeds

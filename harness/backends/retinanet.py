@@ -65,7 +65,7 @@ from harness.backends.checkpoint import load_checkpoint, save_atomic
 from harness.backends.dual_rcnn import flipped_batch
 from harness.backends.extra_heads import valid_mean
 from harness.backends.frcnn import (_load_backbone_weights, _resolve_weights,
-                                    check_backbone_weights)
+                                    check_backbone_weights, pretrained_backbone)
 from harness.backends.rcnn_objectives import (check_extras_trained,
                                               fit_with_objectives, predict_extras)
 from harness.backends.retinanet_config import PRESETS, RetinaNetConfig, build_model
@@ -85,12 +85,14 @@ class RetinaNetBackend(Backend):
     """torchvision RetinaNet; presets cpu (tiny, from scratch) and paper (ResNet-50 FPN), dual head."""
 
     name = "retinanet"
+    score_kind = "sigmoid"  # tau mapped by precision under --score-map auto
     capabilities = frozenset({"two_heads", "flip_view", "class_probs", "image_features",
                               "box_features", "loss_prediction", "mil_scores"})
     presets = PRESETS
     checkpoint_format = FORMAT
 
     check_weights = staticmethod(check_backbone_weights)
+    pretrained_file = staticmethod(pretrained_backbone)
 
     # the pseudo stream's recipe (semi_supervised.py, retinanet_pseudo.py): every part can be
     # trained; the default stays the plain recipe until the check that chooses a recipe

@@ -79,7 +79,9 @@ class YOLOConfig:
 
 
 PRESETS = {
-    "cpu": YOLOConfig(),
+    # the backbone pretrained on the held-out glyphs (yolo_pretrain.py), as frcnn's cpu preset
+    "cpu": YOLOConfig(weights="pretrained"),
+    "cpu-scratch": YOLOConfig(),
     # ultralytics' own training recipe (SGD 0.01, linear decay, mosaic but in the last 10 epochs)
     "paper": YOLOConfig(model="yolov8s.yaml", imgsz=640, device="auto", optimizer="sgd",
                         lr=0.01, schedule="linear", mosaic=1.0, close_mosaic=10,
@@ -100,7 +102,14 @@ def _build_model(cfg: YOLOConfig, n_classes: int, seed: int):
                               f"({err}); give e.g. yolov8n.yaml, yolov8s.yaml, yolo11n.yaml") from None
 
 
-def _weights_path(weights: str) -> Path:
+def _weights_path(weights: str, config: YOLOConfig | None = None) -> Path:
+    """The file `weights` names; "pretrained": the backbone pretrained on the held-out glyphs
+    for this model YAML (yolo_pretrain.py), built now if it is not cached."""
+    if weights == "pretrained":
+        from harness.backends.yolo_pretrain import YoloPretrainRecipe, ensure_yolo_pretrained
+
+        model = config.model if config is not None else YOLOConfig.model
+        return ensure_yolo_pretrained(YoloPretrainRecipe(model=model))
     path = Path(weights).expanduser()
     if not path.is_file():
         raise ConfigError(f"weights file {path} not found; give a local .pt file "
@@ -156,6 +165,7 @@ class YOLOBackend(Backend):
     """
 
     name = "yolo"
+    score_kind = "sigmoid"  # tau mapped by precision under --score-map auto
     capabilities = frozenset({"flip_view", "class_probs", "image_features", "box_features"})
     presets = PRESETS
     checkpoint_format = FORMAT
@@ -174,12 +184,13 @@ class YOLOBackend(Backend):
     @classmethod
     def check_weights(cls, weights: str, config=None) -> None:
         """A state dict, a harness checkpoint or an ultralytics .pt (read safely)."""
-        if weights == "pretrained":
-            raise ConfigError("weights=pretrained is the tiny frcnn / retinanet backbone's "
-                              "pretraining (python -m harness pretrain); YOLO takes a file")
         if weights != "none":
             import_ultralytics()
-            _weights_state(_weights_path(weights))
+            _weights_state(_weights_path(weights, config))
+
+    @classmethod
+    def pretrained_file(cls, config) -> Path:
+        return _weights_path("pretrained", config)
 
     @classmethod
     def recipe_parts(cls) -> frozenset[str]:
@@ -212,7 +223,7 @@ class YOLOBackend(Backend):
         self.device = resolve_device(self.config.device)
         self.model = _build_model(self.config, n_classes, seed)
         if self.config.weights not in (None, "none"):
-            _load_weights(self.model, _weights_path(self.config.weights))
+            _load_weights(self.model, _weights_path(self.config.weights, self.config))
         self.model.to(self.device).eval()
 
     # -- training ------------------------------------------------------------------------

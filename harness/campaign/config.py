@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from harness.backends.precision import check_precision
+from harness.campaign.score_threshold import SCORE_MAPS
 from harness.core.device import check_device_text
 from harness.core.errors import ConfigError
 
@@ -38,6 +39,10 @@ class RunConfig:
     cycle_budget: str = "2.5%"  # share of the pool priced at the full-image cost, or hours "11.8h"
     budget_unit: str = "seconds"  # seconds | images | boxes
     tau: float = 0.7
+    # how tau meets a backend's scores: raw, or precision (tau read as the probability that a
+    # box is right, found on the fully annotated images); auto: precision on a sigmoid
+    # backend (RetinaNet, YOLO), raw on Faster R-CNN (harness/campaign/score_threshold.py)
+    score_map: str = "auto"
     delta_pos: float = 0.0
     delta_bg: float = 0.0
     oracle: str = "paper"
@@ -274,6 +279,9 @@ def validate(cfg: RunConfig) -> None:
                            or re.search(r"[/\\\x00]", cfg.experiment)):
         raise ConfigError(f"experiment {cfg.experiment!r} must be a plain folder name (no /, "
                           "\\ or ..): results go to OUT/EXPERIMENT/")
+    if cfg.score_map not in SCORE_MAPS:
+        raise ConfigError(f"score_map must be one of {', '.join(SCORE_MAPS)}, got "
+                          f"{cfg.score_map!r}")
     check_device_text(cfg.device)  # spelling only: the machine that runs it checks the GPU
     check_precision(cfg.precision)
     if cfg.pseudo_background not in (None, "hard", "ignore", "soft"):

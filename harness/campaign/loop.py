@@ -57,6 +57,7 @@ from harness.campaign.pseudo_quality import pseudo_label_quality
 from harness.core.queries import Queries, QueryKind, actions_frame
 from harness.core.registry import BACKENDS, ORACLES, STRATEGIES
 from harness.campaign.run_store import RunStore
+from harness.campaign.score_threshold import resolve_score_map, score_threshold
 from oracles.base import answer_with_labels, answers_prefix
 from strategies.base import PoolState, deployment_view
 
@@ -128,6 +129,8 @@ class Campaign:
     device: torch.device = torch.device("cpu")
     # bf16 | fp32: cfg.precision resolved for that device (harness/backends/precision.py)
     precision: str = "fp32"
+    # raw | precision: cfg.score_map resolved for the backend (score_threshold.py)
+    score_map: str = "raw"
 
     @classmethod
     def build(cls, cfg: RunConfig, echo=print, progress=True) -> "Campaign":
@@ -160,7 +163,8 @@ class Campaign:
             len(ds.classes), labelled_objects / max(len(pool), 1)))
         budget = cycle_budget(cfg, len(pool), labelled_objects, cost["full_image"])
         camp = cls(cfg, ds, pool, test, strategy, oracle, cost, budget,
-                   RunStore(cfg.run_dir()), echo, progress, device, precision)
+                   RunStore(cfg.run_dir()), echo, progress, device, precision,
+                   resolve_score_map(cfg.score_map, backend_cls.score_kind))
         backend_cls.check_control(camp.control(1))
         return camp
 
@@ -181,7 +185,9 @@ class Campaign:
     def _weights(self) -> dict:
         return {"weights": self.cfg.weights} if self.cfg.weights else {}
 
-    def control(self, cycle: int) -> TrainControl:
+    def control(self, cycle: int, tau: float | None = None) -> TrainControl:
+        """tau: the score threshold of the model the fit starts from (its teacher's boxes
+        are kept above it); None: the run's tau."""
         c = self.cfg
         iters = c.initial_train_iters if cycle == 0 and c.initial_train_iters else c.train_iters
         return TrainControl(
@@ -193,7 +199,8 @@ class Campaign:
             pseudo_regression=c.pseudo_regression, pseudo_background=c.pseudo_background,
             burn_in=c.burn_in, partial_stream=c.partial_stream,
             checkpoint_minutes=c.checkpoint_minutes,
-            tau=c.tau, seed=c.seed * 1000 + cycle, progress=self.progress)
+            tau=c.tau if tau is None else tau, seed=c.seed * 1000 + cycle,
+            progress=self.progress)
 
     def initial_count(self) -> int:
         """How many pool images the initial set holds (`--initial`: a share or a count)."""
@@ -260,15 +267,43 @@ class Campaign:
         resolves (a path, or the pretrained backbone): new weights, new cycle-0 model."""
         preset, weights = starting_weights(self.cfg)
         if weights == "pretrained":
-            from harness.backends.frcnn import pretrained_backbone
-
-            return state_digest(load_pretrained_state(pretrained_backbone(preset)))
+            backend = BACKENDS.get(self.cfg.backend)
+            return state_digest(load_pretrained_state(backend.pretrained_file(preset)))
         if weights and Path(weights).expanduser().is_file():
             return file_digest(Path(weights).expanduser())
         return None
 
-    def fit(self, cycle: int, backend, labels: LabelTable, rejected: LabelTable | None = None):
-        data = TrainingSet.from_labels(self.pool, labels, self.cfg.tau, rejected)
+    def score_threshold(self, cycle: int, backend, labels: LabelTable) -> float:
+        """tau on the scores of this cycle's model (score_threshold.py): the run's tau under
+        the raw map, else where the model's detections on the fully annotated images are
+        right with probability tau."""
+        if self.score_map == "raw" or not self.strategy.uses_predictions:
+            return self.cfg.tau
+        complete = np.flatnonzero(labels.fully_annotated)
+        preds = predict(self, cycle, backend, "pool", complete).reindexed(complete, len(self.pool))
+        tau, info = score_threshold(preds, labels, self.cfg.tau)
+        if not info["mapped"]:
+            self.echo(f"{self.cfg.strategy} seed{self.cfg.seed} cycle {cycle}: no score of the "
+                      f"model reaches a precision of {self.cfg.tau} on the {len(complete)} "
+                      f"fully annotated images ({info['right']} of {info['detections']} "
+                      "detections right); tau stays on the raw scores")
+        return tau
+
+    def threshold_before(self, cycle: int) -> float:
+        """The score threshold of the model cycle `cycle` starts from (recorded in the previous
+        cycle's row; the run's tau for cycle 0 and for rows written before the option)."""
+        if cycle == 0:
+            return self.cfg.tau
+        row = self.store.rows_until(cycle)[-1]
+        value = row.get("score_threshold")
+        return self.cfg.tau if value is None or value != value else float(value)
+
+    def fit(self, cycle: int, backend, labels: LabelTable, rejected: LabelTable | None = None,
+            tau: float | None = None):
+        """tau: the score threshold of the model that made the pseudo labels in `labels` (and
+        starts this fit); None: the run's tau."""
+        tau = self.cfg.tau if tau is None else tau
+        data = TrainingSet.from_labels(self.pool, labels, tau, rejected)
         # a backend's working files: a fit's removed after it, what it keeps between fits
         # (YOLO's image store) when the campaign is complete
         work = self.store.dir / "work"
@@ -295,7 +330,7 @@ class Campaign:
             backend = self.new_backend()
         backend.workdir = work
         return backend, backend.fit(data, replace(
-            self.control(cycle), checkpoint_path=str(work / f"fit-checkpoint-cycle{cycle}.pt")))
+            self.control(cycle, tau), checkpoint_path=str(work / f"fit-checkpoint-cycle{cycle}.pt")))
 
 
     def prepare_cycle0(self) -> None:
@@ -348,7 +383,7 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
     cfg, store = camp.cfg, camp.store
     t0 = time.perf_counter()
     trace("fit", cycle)
-    backend, log = camp.fit(cycle, backend, labels, rejected)
+    backend, log = camp.fit(cycle, backend, labels, rejected, camp.threshold_before(cycle))
     trace("predict", cycle)
     t = time.perf_counter()
     test_pred = predict(camp, cycle, backend, "test")
@@ -365,11 +400,13 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
     open_rows = ~labels.fully_annotated[preds.image]  # pseudo labels live on these images only
     quality = pseudo_label_quality(camp.pool, np.arange(len(camp.pool)), preds.image[open_rows],
                                    preds.boxes[open_rows], preds.labels[open_rows],
-                                   preds.scores[open_rows], cfg.tau,
+                                   preds.scores[open_rows], state.tau,
                                    ~labels.fully_annotated if s.uses_predictions else None)
     if initial_actions is not None:
         store.save_initial_actions(initial_actions)
     row = cycle_row(camp, cycle, labels, spent, metrics, quality, log, time.perf_counter() - t0)
+    row["score_map"], row["score_threshold"] = camp.score_map, state.tau
+    row["warning"] = serving_warning(camp, cycle, {**quality, "threshold": state.tau}, labels)
     row.update({f"strategy_{k}": v for k, v in s.report(state, preds).items()})
     actions = [initial_actions] if initial_actions is not None else []
     if not last:
@@ -390,7 +427,7 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
         seconds = seconds[answers.action_query < n]
         queries, answers = queries.take(np.arange(n)), answers_prefix(answers, n)
         labels, rejected, frame = take_answers(camp, cycle, queries, answers, preds, labels,
-                                               rejected, seconds)
+                                               rejected, seconds, tau=state.tau)
         spent += float(seconds.sum())
         carry = allowance - float(cost[:n].sum())
         actions.append(frame)
@@ -402,14 +439,16 @@ def run_cycle(camp: Campaign, cycle, backend, labels, rejected, spent, carry, in
 
 
 def take_answers(camp: Campaign, cycle: int, queries: Queries, answers, preds, labels,
-                 rejected, seconds, extra: dict | None = None):
+                 rejected, seconds, extra: dict | None = None, tau: float | None = None):
     """(labels, rejected, action log) after the answered questions of cycle `cycle`: the one
     path answers take, whether the simulated annotator gave them now or a person days later
-    (harness/human/answers.py); `extra` adds columns to the log (a person's lead time, task id)."""
+    (harness/human/answers.py); `extra` adds columns to the log (a person's lead time, task id);
+    tau: the cycle's score threshold (None: the run's tau)."""
+    tau = camp.cfg.tau if tau is None else tau
     answers = mark_unused_weak_labels(queries, answers, preds)
     labels, rejected = apply_answers(labels, rejected, queries, answers, cycle + 1, preds)
     if camp.strategy.pseudo_labels:
-        labels = with_pseudo_labels(labels, preds, settled(preds, labels, rejected), camp.cfg.tau)
+        labels = with_pseudo_labels(labels, preds, settled(preds, labels, rejected), tau)
     frame = camp._actions(cycle + 1, queries, answers, seconds)
     for name, values in (extra or {}).items():
         frame[name] = values
@@ -473,8 +512,9 @@ def strategy_inputs(camp: Campaign, cycle: int, backend, labels: LabelTable,
     `report` and `select` (the history without this cycle's row): the one place they are
     made, so a test of a strategy can take its inputs from the loop's own path."""
     preds = predict_pool(camp, cycle, backend, labels, last)
+    tau = camp.score_threshold(cycle, backend, labels)
     state = PoolState(cycle, labels, np.stack([camp.pool.widths, camp.pool.heights], 1)
-                      .astype(np.float32), settled(preds, labels, rejected), camp.cfg.tau,
+                      .astype(np.float32), settled(preds, labels, rejected), tau,
                       allowance, dict(camp.cost.table), history=tuple(history),
                       budget_unit=camp.cfg.budget_unit)
     return preds, state
@@ -522,6 +562,31 @@ def empty_actions() -> pd.DataFrame:
     frame.insert(0, "cycle", pd.Series([], dtype=np.int64))
     frame.insert(2, "image_id", pd.Series([], dtype=np.int64))
     return frame
+
+
+# fewer confident boxes than this per open image: a strategy built on them has (almost)
+# nothing to ask about or to train on
+FEW_CONFIDENT_PER_IMAGE = 0.01
+
+
+def serving_warning(camp: Campaign, cycle: int, quality: dict, labels: LabelTable) -> str:
+    """A warning (echoed, and kept in the cycle's row) when the model cannot serve a strategy
+    that lives on its confident boxes (DeLR's questions, SSOD's pseudo labels): with next to
+    none of them, the campaign would otherwise ask nothing and say nothing. Empty when fine."""
+    s = camp.strategy
+    if not (s.pseudo_labels and s.uses_predictions) or 0 < cycle == camp.cfg.cycles:
+        return ""
+    open_images = int((~labels.fully_annotated).sum())
+    boxes = int(quality.get("pseudo_boxes", 0))
+    if not open_images or boxes >= FEW_CONFIDENT_PER_IMAGE * open_images:
+        return ""
+    text = (f"the {camp.cfg.backend} model of cycle {cycle} has {boxes} confident box(es) "
+            f"(score >= {quality.get('threshold', camp.cfg.tau):.3g}) on {open_images} open pool "
+            f"images, so {camp.cfg.strategy} has almost nothing to ask about or pseudo-label; "
+            "train the cycle-0 model longer (--initial-train-iters), start from pretrained "
+            "weights, or lower --tau")
+    camp.echo(f"WARNING: {camp.cfg.strategy} seed{camp.cfg.seed}: {text}")
+    return text
 
 
 def cycle_row(camp: Campaign, cycle, labels: LabelTable, spent, metrics, quality, log, seconds):

@@ -47,7 +47,18 @@ LABEL_FIELDS = ("image", "boxes", "labels", "provenance", "score", "fully_annota
 # each device it computed on, with a warning when it changes)
 RESUMABLE = {"out", "experiment", "data_root", "device", "precision", "checkpoint_minutes"}
 # what a run folder saved before an option existed meant by its absence
-BEFORE_THE_OPTION = {"partial_stream": "shared"}
+BEFORE_THE_OPTION = {"partial_stream": "shared", "score_map": "raw"}
+
+
+def _meaning(key: str, value, cfg: RunConfig):
+    """What an option's value computes: score_map auto is raw on a softmax backend, so a
+    Faster R-CNN run saved before the option resumes under auto."""
+    if key == "score_map":
+        from harness.campaign.score_threshold import resolve_score_map
+        from harness.core.registry import BACKENDS
+
+        return resolve_score_map(value, BACKENDS.get(cfg.backend).score_kind)
+    return value
 
 
 class RunStore:
@@ -65,7 +76,8 @@ class RunStore:
             saved = yaml.safe_load(path.read_text()) or {}
             wanted = cfg.as_dict()
             diff = sorted(k for k in wanted if k not in RESUMABLE
-                          and saved.get(k, BEFORE_THE_OPTION.get(k)) != wanted[k]
+                          and _meaning(k, saved.get(k, BEFORE_THE_OPTION.get(k)), cfg)
+                          != _meaning(k, wanted[k], cfg)
                           and not (k == "classes" and saved.get(k) is None))  # older folders
             if diff:
                 raise HarnessError(

@@ -108,8 +108,12 @@ def import_answers(run_dir: Path, tasks: list | None = None, export: Path | None
         "price": prices,  # what the cost model charges for the action: calibration's yardstick
     }
     budget = query_costs(queries, answers, prices, cfg.budget_unit, labels.labeled_cycle >= 0)
+    # the threshold the cycle's model kept its confident boxes at (None: a pending cycle
+    # saved before thresholds were recorded, which used the run's tau)
+    threshold = pending.row.get("score_threshold")
     labels, rejected, frame = take_answers(camp, pending.cycle, queries, answers, pending.preds,
-                                           labels, rejected, seconds, extra)
+                                           labels, rejected, seconds, extra,
+                                           tau=None if threshold is None else float(threshold))
     frame["query"] = asked[frame["query"].to_numpy()]  # the question's index in tasks.json
     actions = [frame]
     if pending.cycle == 0:  # the initial set's actions are committed with cycle 0

@@ -23,6 +23,12 @@ from harness.datasets.digits import DigitsConfig, build_digits
 N_CLASSES = 10
 SIZE = 128.0  # digits canvases are 128 x 128
 BACKEND_NAMES = BACKENDS.names()
+
+
+def preset_of(name: str) -> str:
+    """Each backend's cpu preset; YOLO's from scratch (the promises here do not depend on the
+    weights, and its pretrained backbone is built on first use: tests/backends/test_yolo.py)."""
+    return "cpu-scratch" if name == "yolo" else "cpu"
 IMAGE_EXTRAS = {"image_features": "image_features"}
 BOX_EXTRAS = {"box_features": "box_features"}
 
@@ -41,7 +47,7 @@ def pool():
 def trained(request, pool):
     """(name, backend) fitted a few iterations with every score kept, so boxes exist."""
     name = request.param
-    backend = BACKENDS.get(name)(N_CLASSES, "cpu", seed=0, score_thresh=0.0)
+    backend = BACKENDS.get(name)(N_CLASSES, preset_of(name), seed=0, score_thresh=0.0)
     backend.fit(TrainingSet.fully_labeled(pool), control())
     return name, backend
 
@@ -197,7 +203,7 @@ def test_a_foreign_checkpoint_is_a_clear_error(trained, tmp_path):
 def test_training_is_deterministic_for_a_seed(name, pool):
     preds = []
     for _ in range(2):
-        backend = BACKENDS.get(name)(N_CLASSES, "cpu", seed=3, score_thresh=0.0)
+        backend = BACKENDS.get(name)(N_CLASSES, preset_of(name), seed=3, score_thresh=0.0)
         backend.fit(TrainingSet.fully_labeled(pool), control(2))
         preds.append(backend.predict(pool, np.arange(2)))
     np.testing.assert_array_equal(preds[0].boxes, preds[1].boxes)
@@ -206,6 +212,6 @@ def test_training_is_deterministic_for_a_seed(name, pool):
 
 @pytest.mark.parametrize("name", BACKEND_NAMES)
 def test_seeds_give_different_models(name, pool):
-    a = BACKENDS.get(name)(N_CLASSES, "cpu", seed=0, score_thresh=0.0).predict(pool, np.arange(2))
-    b = BACKENDS.get(name)(N_CLASSES, "cpu", seed=1, score_thresh=0.0).predict(pool, np.arange(2))
+    a = BACKENDS.get(name)(N_CLASSES, preset_of(name), seed=0, score_thresh=0.0).predict(pool, np.arange(2))
+    b = BACKENDS.get(name)(N_CLASSES, preset_of(name), seed=1, score_thresh=0.0).predict(pool, np.arange(2))
     assert len(a) != len(b) or not np.array_equal(a.class_probs, b.class_probs)

@@ -236,12 +236,13 @@ def test_ssod_check_writes_the_gain_table(tmp_path):
 
 
 def test_a_recipe_part_the_backend_lacks_is_refused_before_any_training(tmp_path):
-    cfg = resolve(None, out=str(tmp_path), strategy="ssod", backend="yolo", teacher=True, **TINY)
+    cfg = resolve(None, out=str(tmp_path), strategy="ssod", backend="yolo", preset="cpu-scratch",
+                  teacher=True, **TINY)
     with pytest.raises(ConfigError, match=r"yolo.*teacher"):
         Campaign.build(cfg, echo=None)
     assert not cfg.run_dir().exists()
     Campaign.build(resolve(None, out=str(tmp_path), strategy="random", backend="yolo",
-                           teacher=True, **TINY), echo=None)  # no pseudo stream: nothing to refuse
+                           preset="cpu-scratch", teacher=True, **TINY), echo=None)  # no pseudo stream: nothing to refuse
 
 
 def test_retinanet_recipe_losses_equal_torchvisions_on_human_boxes(digits_pool):

@@ -72,7 +72,7 @@ PROBE = textwrap.dedent("""
     cls = BACKENDS.get("yolo")
     imported_early = "ultralytics" in sys.modules
     pool = build_digits(DigitsConfig(pool_size=8, test_size=2)).splits["pool"]
-    backend = cls(10, "cpu", seed=0, score_thresh=0.0)
+    backend = cls(10, "cpu-scratch", seed=0, score_thresh=0.0)
     backend.fit(TrainingSet.fully_labeled(pool),
                 TrainControl(iterations=2, batch_labeled=4, batch_unlabeled=0, progress=True))
     p = backend.predict(pool, np.arange(2), views=("flip",),
@@ -123,7 +123,7 @@ def test_working_files_under_harness_workdir_in_ultralytics_layout(pool, tmp_pat
     random.seed(5), np.random.seed(5), torch.manual_seed(5)
     expected = (random.random(), np.random.random(), torch.rand(1))
     random.seed(5), np.random.seed(5), torch.manual_seed(5)
-    backend = YOLOBackend(10, "cpu", seed=0)
+    backend = YOLOBackend(10, "cpu-scratch", seed=0)
     data = TrainingSet.fully_labeled(pool)
     log = backend.fit(data, CONTROL)
     assert log["iterations"] == 2
@@ -154,7 +154,7 @@ def test_label_scores_are_ultralytics_own_confidences(pool, tmp_path):
     mapping back), both running the same fused module so the numbers can agree exactly."""
     from ultralytics.models.yolo.detect import DetectionPredictor
 
-    backend = YOLOBackend(10, "cpu", seed=0, score_thresh=0.0)
+    backend = YOLOBackend(10, "cpu-scratch", seed=0, score_thresh=0.0)
     predictor = DetectionPredictor(overrides={
         "conf": 0.0, "iou": backend.config.iou_thresh, "max_det": backend.config.max_det,
         "imgsz": 128, "device": "cpu", "verbose": False, "save": False,
@@ -212,14 +212,14 @@ def test_export_clips_boxes_and_lists_a_small_set_several_times(pool, tmp_path):
 
 
 def test_weights_load_from_a_state_dict_or_an_ultralytics_checkpoint(tmp_path):
-    other = YOLOBackend(3, "cpu", seed=1)
+    other = YOLOBackend(3, "cpu-scratch", seed=1)
     torch.save(other.model.state_dict(), tmp_path / "w.pt")
     # ultralytics' own layout: the pickled model, in fp16, under "ema" (read by its allow-list)
     torch.save({"epoch": 0, "model": None, "ema": copy.deepcopy(other.model).half()},
                tmp_path / "last.pt")
     a = other.model.state_dict()
     for name in ("w.pt", "last.pt"):
-        b = YOLOBackend(10, "cpu", seed=0, weights=str(tmp_path / name)).model.state_dict()
+        b = YOLOBackend(10, "cpu-scratch", seed=0, weights=str(tmp_path / name)).model.state_dict()
         torch.testing.assert_close(a["model.0.conv.weight"], b["model.0.conv.weight"],
                                    atol=1e-3, rtol=1e-3)
         assert a["model.22.cv3.0.2.weight"].shape != b["model.22.cv3.0.2.weight"].shape
@@ -227,10 +227,10 @@ def test_weights_load_from_a_state_dict_or_an_ultralytics_checkpoint(tmp_path):
 
 def test_what_it_refuses_is_said_clearly(pool, tmp_path):
     with pytest.raises(ConfigError, match="not found"):
-        YOLOBackend(10, "cpu", weights=str(tmp_path / "missing.pt"))
+        YOLOBackend(10, "cpu-scratch", weights=str(tmp_path / "missing.pt"))
     with pytest.raises(ConfigError, match="unknown yolo preset"):
         YOLOBackend(10, "gpu")
-    backend = YOLOBackend(10, "cpu")
+    backend = YOLOBackend(10, "cpu-scratch")
     data = TrainingSet.fully_labeled(pool)
     no_negatives = TrainControl(iterations=1, pseudo_negatives=False, progress=False)
     with pytest.raises(ConfigError, match="pseudo_negatives"):
@@ -259,12 +259,12 @@ def test_a_campaign_checks_yolo_weights_and_options_before_any_run_folder(tmp_pa
     from harness.campaign.config import resolve
     from harness.campaign.loop import Campaign
 
-    model = YOLOBackend(10, "cpu", seed=1).model
+    model = YOLOBackend(10, "cpu-scratch", seed=1).model
     torch.save({"epoch": 0, "model": None, "ema": copy.deepcopy(model).half()},
                tmp_path / "last.pt")
     out = tmp_path / "runs"
     tiny = dict(dataset="digits", pool_size=24, test_size=4, cycles=1, train_iters=1,
-                backend="yolo", strategy="random", out=str(out))
+                backend="yolo", preset="cpu-scratch", strategy="random", out=str(out))
     Campaign.build(resolve(None, weights=str(tmp_path / "last.pt"), **tiny), echo=None)
     with pytest.raises(ConfigError, match="--no-pseudo-negatives"):
         Campaign.build(resolve(None, pseudo_negatives=False, **tiny), echo=None)
@@ -298,7 +298,8 @@ def test_a_campaign_keeps_ultralytics_working_files_in_its_run_folder(tmp_path, 
 
     monkeypatch.setattr(yolo_train, "export_training_set", recording)
     cfg = resolve(None, dataset="digits", pool_size=12, test_size=2, cycles=1, train_iters=1,
-                  initial_train_iters=1, backend="yolo", strategy="random", initial="50%",
+                  initial_train_iters=1, backend="yolo", preset="cpu-scratch", strategy="random",
+                  initial="50%",
                   cycle_budget="20%", out="results")  # relative, as users give it
     run_dir = cfg.run_dir().resolve()
     (run_dir / "work" / "yolo-fit-killed").mkdir(parents=True)  # a kill's leftover
@@ -330,3 +331,29 @@ def test_the_mixed_stream_keeps_the_labelled_share_in_expectation(pool):
     args, _, _ = trainer_arguments(TrainControl(iterations=5, batch_labeled=8,
                                                 batch_unlabeled=4), 40, PRESETS["cpu"])
     assert args["batch"] == 8  # the labelled stream alone: nothing on top
+
+
+def test_the_cpu_preset_starts_from_the_backbone_pretrained_on_held_out_glyphs(monkeypatch):
+    """weights=pretrained builds YOLO's backbone pretraining once (a two-iteration recipe here),
+    under the detection model's own names, and the cpu preset loads every backbone tensor."""
+    import functools
+
+    import harness.backends.yolo_pretrain as yolo_pretrain
+    from harness.backends.checkpoint import load_checkpoint
+
+    small = functools.partial(yolo_pretrain.YoloPretrainRecipe, iterations=2, batch=8)
+    monkeypatch.setattr(yolo_pretrain, "YoloPretrainRecipe", small)
+    said = []
+    path = yolo_pretrain.ensure_yolo_pretrained(small(), echo=said.append)
+    assert path.is_file() and path.with_suffix(".json").is_file() and said
+    assert yolo_pretrain.ensure_yolo_pretrained(small(), echo=said.append) == path  # cached
+    assert len(said) == 2  # built once: the second call only found it
+    state = load_checkpoint(path)["model"]
+    assert {k.split(".")[1] for k in state} == {str(i) for i in range(10)}  # the backbone
+    assert YOLOBackend.pretrained_file(PRESETS["cpu"]) == path
+    model = YOLOBackend(10, "cpu", seed=5).model.state_dict()
+    scratch = YOLOBackend(10, "cpu-scratch", seed=5).model.state_dict()
+    for name, tensor in state.items():
+        assert torch.equal(model[name], tensor)
+    head = [k for k in model if k not in state and model[k].is_floating_point()]
+    assert head and all(torch.equal(model[k], scratch[k]) for k in head)  # from scratch

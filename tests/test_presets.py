@@ -117,3 +117,22 @@ def test_reproduce_regime_runs_both_regimes_and_draws_the_advantage(tmp_path):
     assert (root / "figures" / "regime.png").is_file()
     assert (root / "figures" / "regime_table.md").is_file()
     assert main(["reproduce", "regime", "--sweep", "tau=0.5", "--out", str(out), *TINY]) == 2
+
+
+def test_reproduce_table5_with_another_backend_is_its_twin(tmp_path, monkeypatch):
+    """`reproduce table5 --backend yolo` compares Faster R-CNN with YOLO (the paper's Table 5
+    compares it with RetinaNet, the default)."""
+    import types
+
+    import harness.cli as cli
+    import reports.figures as figures
+
+    swept = []
+    monkeypatch.setattr(cli, "run_study", lambda args, base, strategies, seeds, sweep, settings:
+                        swept.append(sweep) or 0)
+    monkeypatch.setattr(figures, "make_figures",
+                        lambda *a, **k: types.SimpleNamespace(drawn=["table5"]))
+    out = str(tmp_path / "runs")
+    assert main(["reproduce", "table5", "--out", out, *TINY]) == 0
+    assert main(["reproduce", "table5", "--backend", "yolo", "--out", out, *TINY]) == 0
+    assert [s["backend"] for s in swept] == [("frcnn", "retinanet"), ("frcnn", "yolo")]

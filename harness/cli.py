@@ -111,6 +111,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                                                "(2.5%%, the default) or a count of images")
     budget.add_argument("--cycle-budget-hours", type=float, help="per cycle, in annotator hours")
     p.add_argument("--budget-unit", choices=["seconds", "images", "boxes"])
+    p.add_argument("--image-size", type=int, metavar="PX",
+                   help="resize images to this shorter side (default: the backend preset's; "
+                        "the paper-voc presets 600, paper-coco 800)")
     p.add_argument("--tau", type=float, help="pseudo-label score threshold (default 0.7)")
     p.add_argument("--score-map", choices=["auto", "raw", "precision"],
                    help="tau on raw scores, or read as the probability that a box is right and "
@@ -214,7 +217,7 @@ def _run_grid(args, configs):
 RUN_FIELDS = ("dataset", "data_root", "backend", "preset", "weights", "cycles", "initial",
               "charge_initial", "cycle_budget", "budget_unit", "tau", "score_map", "delta_pos", "delta_bg",
               "oracle", "cost_model", "pool_size", "test_size", "train_iters", "train_minutes",
-              "initial_train_iters", "threads", "device", "precision", "batch_labeled",
+              "initial_train_iters", "threads", "device", "precision", "batch_labeled", "image_size",
               "batch_unlabeled", "pseudo_negatives", "teacher",
               "ema_decay", "strong_augment", "pseudo_regression", "pseudo_background", "burn_in",
               "partial_stream", "checkpoint_minutes",

@@ -257,6 +257,13 @@ class Backend:
         load_checkpoint(weights)
 
     @classmethod
+    def size_overrides(cls, image_size: int) -> dict:
+        """Preset fields that make the detector see images at `image_size` px on the shorter
+        side (--image-size; the paper: 600 on VOC, 800 on COCO)."""
+        raise ConfigError(f"the {cls.name} backend cannot change its image size "
+                          "(--image-size); leave it to the preset")
+
+    @classmethod
     def pretrained_file(cls, config) -> Path:
         """The weights file `weights=pretrained` means for the preset `config` (built now if it
         is not cached): the CPU presets' stand-in for ImageNet or COCO weights."""

@@ -194,6 +194,12 @@ class FasterRCNNBackend(Backend):
 
     check_weights = staticmethod(check_backbone_weights)
     pretrained_file = staticmethod(pretrained_backbone)
+
+    @staticmethod
+    def size_overrides(image_size: int) -> dict:
+        """Shorter side `image_size`, longer side at most torchvision's 1333 / 800 of it (600 ->
+        1000, as the paper's VOC setting)."""
+        return {"min_size": image_size, "max_size": round(image_size * 1333 / 800)}
     # the semi-supervised recipe of the pseudo stream (semi_supervised.py), chosen by its gain
     # over supervised-only training at equal labels: the EMA teacher, no regression on unverified
     # pseudo boxes, soft background, and no strong views (python -m harness ssod-check, 5 seeds

@@ -94,6 +94,12 @@ class RetinaNetBackend(Backend):
     check_weights = staticmethod(check_backbone_weights)
     pretrained_file = staticmethod(pretrained_backbone)
 
+    @staticmethod
+    def size_overrides(image_size: int) -> dict:
+        """Shorter side `image_size`, longer side at most torchvision's 1333 / 800 of it (600 ->
+        1000, as the paper's VOC setting)."""
+        return {"min_size": image_size, "max_size": round(image_size * 1333 / 800)}
+
     # the pseudo stream's recipe (semi_supervised.py, retinanet_pseudo.py): every part can be
     # trained; the default stays the plain recipe until the check that chooses a recipe
     # (python -m harness ssod-check --backend retinanet) has run on it

@@ -188,6 +188,12 @@ class YOLOBackend(Backend):
             import_ultralytics()
             _weights_state(_weights_path(weights, config))
 
+    @staticmethod
+    def size_overrides(image_size: int) -> dict:
+        """ultralytics letterboxes to a square of `imgsz` (the longer side): the nearest
+        multiple of its stride 32 at or above `image_size`."""
+        return {"imgsz": -(-image_size // 32) * 32}
+
     @classmethod
     def pretrained_file(cls, config) -> Path:
         return _weights_path("pretrained", config)

@@ -59,6 +59,9 @@ class RunConfig:
     # draws batch_unlabeled pseudo-stream images on top (docs/pseudo-labels.md: why 8 + 4)
     batch_labeled: int = 8
     batch_unlabeled: int = 4
+    # the shorter side images are resized to (None: the backend preset's; the paper: 600 on
+    # VOC, 800 on COCO; YOLO letterboxes its longer side to it): Backend.size_overrides
+    image_size: int | None = None
     lr: float | None = None  # None: the backend preset's learning rate
     # CPU threads torch uses for this run. Part of the run's identity: summation order in
     # parallel reductions depends on it, so the same run with another thread count differs
@@ -265,7 +268,7 @@ def validate(cfg: RunConfig) -> None:
         if not 0 <= getattr(cfg, name) <= 1:
             raise ConfigError(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
     for name in ("pool_size", "test_size", "train_iters", "initial_train_iters",
-                 "batch_labeled", "threads"):
+                 "batch_labeled", "threads", "image_size"):
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be a positive count, got {value}")

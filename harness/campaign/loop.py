@@ -153,6 +153,8 @@ class Campaign:
         # a bad weights file (given, or the preset's own, e.g. paper's ImageNet backbone)
         # must fail here, before a run folder exists; after the data, so that a bad dataset
         # is refused before a first run pretrains the backbone
+        if cfg.image_size:  # a backend that cannot resize says so here
+            backend_cls.size_overrides(cfg.image_size)
         preset, weights = starting_weights(cfg)
         if weights:
             backend_cls.check_weights(weights, preset)  # "pretrained" is built here if needed
@@ -183,7 +185,11 @@ class Campaign:
             self.precision, strict=self.cfg.precision != "auto")
 
     def _weights(self) -> dict:
-        return {"weights": self.cfg.weights} if self.cfg.weights else {}
+        """The backend preset's fields the run overrides: its weights and its image size."""
+        out = {"weights": self.cfg.weights} if self.cfg.weights else {}
+        if self.cfg.image_size:
+            out.update(BACKENDS.get(self.cfg.backend).size_overrides(self.cfg.image_size))
+        return out
 
     def control(self, cycle: int, tau: float | None = None) -> TrainControl:
         """tau: the score threshold of the model the fit starts from (its teacher's boxes
@@ -239,6 +245,8 @@ class Campaign:
             "dataset", "data_root", "pool_size", "test_size", "seed", "initial", "oracle",
             "backend", "preset", "weights", "train_iters", "train_minutes",
             "initial_train_iters", "batch_labeled", "batch_unlabeled", "lr", "threads")}
+        if c.image_size:  # absent by default: the models trained before the option keep their key
+            key["image_size"] = c.image_size
         # an oracle that labels the initial set as another does (a person: as the paper's
         # annotator) shares that oracle's model
         key["oracle"] = getattr(self.oracle, "initial_oracle", c.oracle)

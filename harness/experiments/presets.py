@@ -25,20 +25,24 @@ GPU = dict(backend="frcnn", preset="paper", cost_model="paper", batch_labeled=2,
 
 PRESETS: dict[str, dict] = {
     # Fig. 4a: VOC07+12 pool, VOC07 test; 5% initial, +2.5% per cycle up to 20%; 6k iterations
-    "paper-voc": {**GPU, "dataset": "voc0712", "initial": "5%", "cycle_budget": "2.5%",
+    "paper-voc": {**GPU, "dataset": "voc0712", "image_size": 600, "initial": "5%",
+                  "cycle_budget": "2.5%",
                   "cycles": 6, "train_iters": 6000, "initial_train_iters": 6000},
     "paper-voc-cpu": {**CPU, "initial": "5%", "cycle_budget": "2.5%", "cycles": 2},
     # Fig. 4b: COCO; 2% initial, +2% per cycle up to 10%; 18k iterations
-    "paper-coco": {**GPU, "dataset": "coco", "initial": "2%", "cycle_budget": "2%",
+    "paper-coco": {**GPU, "dataset": "coco", "image_size": 800, "initial": "2%",
+                   "cycle_budget": "2%",
                    "cycles": 4, "train_iters": 18000, "initial_train_iters": 18000},
     "paper-coco-cpu": {**CPU, "initial": "2%", "cycle_budget": "2%", "cycles": 2},
     # Fig. 5a-b: VOC07 (or VOC12), 500 initial images, 35 h; 4k iterations per cycle
-    "paper-adaptive": {**GPU, "dataset": "voc07", "initial": "500", "cycle_budget": "7h",
+    "paper-adaptive": {**GPU, "dataset": "voc07", "image_size": 600, "initial": "500",
+                       "cycle_budget": "7h",
                        "cycles": 5, "train_iters": 4000, "initial_train_iters": 4000},
     # 500 of VOC07's 5,011 images is 10%; 35 h there buys 24.5% of the pool at 102.6 s an image
     "paper-adaptive-cpu": {**CPU, "initial": "10%", "cycle_budget": "6%", "cycles": 2},
     # Fig. 4c: Omni-DETR's setting, 10% initial, 150 h, AP50:95
-    "paper-omni": {**GPU, "dataset": "voc0712", "initial": "10%", "cycle_budget": "30h",
+    "paper-omni": {**GPU, "dataset": "voc0712", "image_size": 600, "initial": "10%",
+                   "cycle_budget": "30h",
                    "cycles": 5, "train_iters": 6000, "initial_train_iters": 6000},
     # 150 h of VOC07+12 at 102.6 s is 31.8% of the pool
     "paper-omni-cpu": {**CPU, "initial": "10%", "cycle_budget": "8%", "cycles": 2},

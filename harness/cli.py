@@ -323,7 +323,56 @@ def print_verdicts(exp, metric: str, reference: str, target: float | None) -> No
           f"{exp / 'hours_to_target.csv'}{plot}")
 
 
+# `reproduce claims --quick`: a smaller grid, so that every claim gets a verdict and an
+# interval in well under half an hour on 2 cores; its outputs say "quick"
+QUICK = {"seeds": 2, "pool_size": 500, "test_size": 200, "cycles": 1, "train_iters": 100,
+         "initial_train_iters": 100}
+
+
 def cmd_reproduce(args) -> int:
+    if args.name == "claims":
+        return reproduce_claims(args)
+    if args.quick:
+        print("error: --quick is for `reproduce claims`", file=sys.stderr)
+        return 2
+    args.seeds = args.seeds or 1
+    return reproduce_study(args, args.name)
+
+
+def reproduce_claims(args) -> int:
+    """Every study the paper's claims need (reports/claims.py), then claims.csv, claims.md and
+    report.html in RESULTS/claims-<dataset>/: one row per claim, judged from the runs alone."""
+    import copy
+    from pathlib import Path
+
+    from reports.claims import STUDIES, claims_markdown, study_folder, write_claims
+
+    if args.quick:
+        for key, value in QUICK.items():
+            if getattr(args, key, None) is None:
+                setattr(args, key, value)
+    args.seeds = args.seeds or 5
+    args.dataset = args.dataset or "digits"  # the claims are judged on the embedded data
+    label = (f"quick: {args.seeds} seeds, {args.pool_size} pool images, {args.cycles} "
+             "cycle(s); not the full study" if args.quick else f"full: {args.seeds} seeds")
+    code = 0
+    for name in STUDIES:
+        code |= reproduce_study(copy.copy(args), name)
+    results = Path(args.out or "runs")
+    dataset = args.dataset
+    out = study_folder(results, "claims", dataset)
+    # the command that makes one study's runs as this call made them
+    flags = "".join(f" --{k.replace('_', '-')} {getattr(args, k)}" for k in QUICK
+                    if k != "seeds" and args.quick)
+    table = write_claims(results, out, dataset, label,
+                         command=f"python -m harness reproduce {{study}} --seeds {args.seeds}"
+                                 f"{flags}")
+    print(f"\nThe paper's claims ({label}):\n{claims_markdown(table)}")
+    print(f"claims: {out / 'claims.csv'}, {out / 'report.html'}")
+    return code
+
+
+def reproduce_study(args, name: str) -> int:
     """Run what a figure or table of the paper needs (its preset, strategies, seeds, sweep) in
     one folder, then draw it there: RESULTS/<name>-<dataset>/<setting>/<strategy>/seed<k>."""
     import dataclasses
@@ -334,15 +383,15 @@ def cmd_reproduce(args) -> int:
                                              regime_settings, study)
     from reports.figures import make_figures, parse_formats, parse_names
 
-    spec = study(args.name)
+    spec = study(name)
     args.metric = spec.metric  # the study's accuracy, in its verdicts as in its figures
     preset = preset_for(spec, args.dataset)
     args.preset = None  # the study picks the preset
     base = run_config(args, {**preset_options(preset), **spec.overrides})
-    root = Path(base.out) / f"{args.name}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', base.dataset)}"
+    root = Path(base.out) / f"{name}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', base.dataset)}"
     base = dataclasses.replace(base, out=str(root), experiment=base.experiment or "main")
     validate(base)
-    print(f"{args.name}: preset {preset}, strategies {', '.join(spec.strategies)}, "
+    print(f"{name}: preset {preset}, strategies {', '.join(spec.strategies)}, "
           f"{args.seeds} seed(s), results in {root}")
     seeds = list(range(args.seed, args.seed + args.seeds))
     sweep = {**spec.sweep, **parse_sweep(args.sweep)}
@@ -496,10 +545,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="run what a figure or table of the paper needs, "
                                          "then draw it")
     p.add_argument("name", help="fig1, fig4a, fig4b, fig4c, fig5a, fig5b, fig6, table1..table5, "
-                                "or regime (DeLR, SSOD and random in the weak and the calibrated "
-                                "regime of the embedded data)")
-    p.add_argument("--seeds", type=int, default=1, help="how many seeds (default 1)")
+                                "regime (DeLR, SSOD and random in the weak and the calibrated "
+                                "regime of the embedded data), or claims (every study the "
+                                "paper's claims need, then one table judging each claim)")
+    p.add_argument("--seeds", type=int, help="how many seeds (default 1; claims: 5)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--quick", action="store_true",
+                   help="claims only: 2 seeds and a smaller grid (labelled quick in its outputs)")
     p.add_argument("--sweep", action="append", help="extra sweep, e.g. tau=0.5,0.7,0.9")
     p.add_argument("--format", default="png", help="comma-separated: png, svg, pdf")
     add_verdict_options(p, metric=False)

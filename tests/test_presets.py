@@ -136,3 +136,24 @@ def test_reproduce_table5_with_another_backend_is_its_twin(tmp_path, monkeypatch
     assert main(["reproduce", "table5", "--out", out, *TINY]) == 0
     assert main(["reproduce", "table5", "--backend", "yolo", "--out", out, *TINY]) == 0
     assert [s["backend"] for s in swept] == [("frcnn", "retinanet"), ("frcnn", "yolo")]
+
+
+def test_reproduce_claims_runs_every_study_then_judges_them(tmp_path, monkeypatch, capsys):
+    """`reproduce claims --quick` runs each study the claims need (here: recorded, not run) and
+    writes one row per claim; with no runs every claim says it is missing, labelled quick."""
+    import harness.cli as cli
+    from reports.claims import CLAIMS, STUDIES
+
+    ran = []
+    monkeypatch.setattr(cli, "reproduce_study", lambda args, name: ran.append(
+        (name, args.seeds, args.pool_size, args.dataset)) or 0)
+    out = tmp_path / "runs"
+    assert main(["reproduce", "claims", "--quick", "--out", str(out)]) == 0
+    assert [r[0] for r in ran] == list(STUDIES)
+    assert {r[1:] for r in ran} == {(2, 500, "digits")}  # the quick grid, on the embedded data
+    table = pd.read_csv(out / "claims-digits" / "claims.csv")
+    assert len(table) == len(CLAIMS) and set(table["verdict"]) == {"missing"}
+    assert table["mode"].str.startswith("quick").all()
+    assert "--pool-size 500" in table["command"][0]
+    assert "quick" in capsys.readouterr().out
+    assert main(["reproduce", "table2", "--quick", "--out", str(out)]) == 2

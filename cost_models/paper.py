@@ -76,9 +76,29 @@ def family_table(family: str, stats: DatasetStats | None = None) -> dict[str, fl
 @COST_MODELS.register("paper")
 class PaperCost(CostModel):
     """DeLR's constants: verify box 1.6 s, class 2.7 s, draw 35 s, full image 102.6 s VOC / 346 s
-    COCO; `per-object` carries them to other datasets."""
+    COCO; `per-object` carries them to other datasets.
+
+    The argument names a family and / or prices that replace the paper's, joined by `+`:
+    `paper:voc`, `paper:verify_box=4`, `paper:voc+verify_box=4+verify_class=3` (a what-if on one
+    price, e.g. the regime map's verification price; the other prices stay the paper's)."""
 
     def __init__(self, arg: str | None = None, family: str = "voc",
                  stats: DatasetStats | None = None):
-        self.family = arg or family
-        self.table = family_table(self.family, stats)
+        from cost_models.base import check_table
+
+        parts = [p for p in (arg or "").split("+") if p]
+        families = [p for p in parts if "=" not in p]
+        if len(families) > 1:
+            raise ConfigError(f"paper cost model: one family at most, got {', '.join(families)}")
+        overrides = {}
+        for part in parts:
+            if "=" in part:
+                kind, _, value = part.partition("=")
+                try:
+                    overrides[kind.strip()] = float(value)
+                except ValueError:
+                    raise ConfigError(f"paper cost model: the price in {part!r} is not a "
+                                      "number of seconds") from None
+        self.family = families[0] if families else family
+        self.table = {**family_table(self.family, stats),
+                      **check_table(overrides, f"cost model paper:{arg}")}

@@ -332,8 +332,11 @@ QUICK = {"seeds": 2, "pool_size": 500, "test_size": 200, "cycles": 1, "train_ite
 def cmd_reproduce(args) -> int:
     if args.name == "claims":
         return reproduce_claims(args)
+    if args.name == "regime-map":
+        return reproduce_regime_map(args)
     if args.quick:
-        print("error: --quick is for `reproduce claims`", file=sys.stderr)
+        print("error: --quick is for `reproduce claims` and `reproduce regime-map`",
+              file=sys.stderr)
         return 2
     args.seeds = args.seeds or 1
     return reproduce_study(args, args.name)
@@ -370,6 +373,48 @@ def reproduce_claims(args) -> int:
     print(f"\nThe paper's claims ({label}):\n{claims_markdown(table)}")
     print(f"claims: {out / 'claims.csv'}, {out / 'report.html'}")
     return code
+
+
+def reproduce_regime_map(args) -> int:
+    """DeLR against random and SSOD on a grid of cycle-0 strength x verification price
+    (harness/experiments/regime_map.py), then regime_map.csv and regime_map.png beside the runs:
+    RESULTS/regime-map-<dataset>/."""
+    import dataclasses
+    from pathlib import Path
+
+    from harness.campaign.config import validate
+    from harness.experiments import regime_map as grid
+    from harness.experiments.presets import preset_options
+    from reports.regime_map import write_regime_map
+
+    if args.quick:
+        for key, value in QUICK.items():
+            if key != "initial_train_iters" and getattr(args, key, None) is None:
+                setattr(args, key, value)  # the cycle-0 length is the map's own axis
+    args.seeds = args.seeds or 5
+    args.preset = None
+    base = run_config(args, preset_options("calibrated"))
+    root = Path(base.out) / f"regime-map-{re.sub(r'[^A-Za-z0-9_.-]+', '-', base.dataset)}"
+    base = dataclasses.replace(base, out=str(root))
+    validate(base)
+    strengths = grid.QUICK_STRENGTHS if args.quick else grid.STRENGTHS
+    prices = grid.QUICK_VERIFY_SECONDS if args.quick else grid.VERIFY_SECONDS
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    configs = grid.map_configs(base, seeds, strengths, prices)
+    label = (f"quick: {args.seeds} seeds, {len(strengths)} x {len(prices)} cells, "
+             f"{args.pool_size} pool images; not the full map" if args.quick
+             else f"full: {args.seeds} seeds, {len(strengths)} x {len(prices)} cells")
+    print(f"regime-map ({label}): {len(configs)} runs, results in {root}")
+    _, failures = _run_grid(args, configs)
+    for cfg, err in failures:
+        print(f"failed: {cfg.strategy} {cfg.experiment} seed{cfg.seed}: {err}", file=sys.stderr)
+    table, files = write_regime_map(root, label)
+    shown = table.assign(cell=[f"{r.mean_diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] "
+                               f"{r.verdict}" for r in table.itertuples()])
+    print(shown[["reference", "iters", "verify_seconds", "iou_high0", "recall0", "cell"]]
+          .to_string(index=False))
+    print("regime map: " + ", ".join(str(f) for f in files))
+    return 1 if failures else 0
 
 
 def reproduce_study(args, name: str) -> int:

@@ -84,6 +84,10 @@ class TrainControl:
     minutes: float | None = None
     batch_labeled: int = 4
     batch_unlabeled: int = 4
+    # forward passes a step's images are split into, their gradients summed before the one
+    # optimiser step (gradient accumulation: the step's batch when it does not fit in memory);
+    # both batch sizes must divide by it
+    accumulate: int = 1
     # None: the backend preset's choice (cpu: AdamW 2e-3 cosine; paper: SGD 0.02, one step)
     optimizer: str | None = None  # sgd | adamw
     lr: float | None = None
@@ -125,6 +129,11 @@ class TrainControl:
     def __post_init__(self):
         if (self.iterations is None) == (self.minutes is None):
             raise ValueError("TrainControl needs exactly one of iterations or minutes")
+        if self.accumulate < 1 or self.batch_labeled % self.accumulate \
+                or self.batch_unlabeled % self.accumulate:
+            raise ValueError(f"accumulate ({self.accumulate}) must be >= 1 and divide "
+                             f"batch_labeled ({self.batch_labeled}) and batch_unlabeled "
+                             f"({self.batch_unlabeled})")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import replace
 import os
 import time
 from pathlib import Path
@@ -388,8 +389,13 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
     opt = make_optimizer(params, control)
     pseudo = (PseudoStream(model, data, control, recipe, pseudo_ops, to_target, no_negatives)
               if control.pseudo_stream else None)
+    # gradient accumulation: each step draws its images in `accumulate` parts, in the same
+    # order as one batch would (every stream takes the next images of its own sequence)
+    steps = control.accumulate
+    micro = replace(control, batch_labeled=control.batch_labeled // steps,
+                    batch_unlabeled=control.batch_unlabeled // steps, accumulate=1)
     # the batches go where the model is (Backend.to moved it)
-    batches = Batches(data, control, rng, to_target, no_negatives, pseudo, model_device(model))
+    batches = Batches(data, micro, rng, to_target, no_negatives, pseudo, model_device(model))
     budget_s = control.minutes * 60 if control.minutes is not None else None
     bar = progress_bar(total=control.iterations or int(budget_s), desc=desc,
                        unit="it" if budget_s is None else "s", enabled=control.progress)
@@ -412,17 +418,20 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
                 break
             for group in opt.param_groups:
                 group["lr"] = learning_rate(control, it, fraction)
-            total = batches.loss(model, objective, fraction)
-            if not torch.is_tensor(total) or not total.requires_grad:
-                raise HarnessError(f"nothing to learn from at iteration {it}: no labelled image "
-                                   "and no pseudo image with a box in this step (give the run "
-                                   "labelled images, or no burn-in without them)")
-            if not torch.isfinite(total):
-                raise HarnessError(f"training diverged at iteration {it} (loss {float(total)}); "
-                                   "lower the learning rate")
             opt.zero_grad(set_to_none=True)
-            with record_function("train.backward"):
-                total.backward()
+            value = 0.0
+            for _ in range(steps):
+                total = batches.loss(model, objective, fraction)
+                if not torch.is_tensor(total) or not total.requires_grad:
+                    raise HarnessError(f"nothing to learn from at iteration {it}: no labelled "
+                                       "image and no pseudo image with a box in this step (give "
+                                       "the run labelled images, or no burn-in without them)")
+                if not torch.isfinite(total):
+                    raise HarnessError(f"training diverged at iteration {it} (loss "
+                                       f"{float(total)}); lower the learning rate")
+                with record_function("train.backward"):
+                    (total / steps).backward()
+                value += float(total.detach()) / steps
             with record_function("train.optimizer"):
                 if control.grad_clip:
                     torch.nn.utils.clip_grad_norm_(params, control.grad_clip)
@@ -431,7 +440,6 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
                 pseudo.after_step(model)
             it += 1
             eta.tick()
-            value = float(total.detach())
             smooth = value if smooth is None else 0.9 * smooth + 0.1 * value
             if checkpoint is not None and checkpoint.due():
                 checkpoint.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -451,8 +459,8 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
     bar.close()
     model.eval()
     log = {"iterations": it, "seconds": time.perf_counter() - start + before, "loss": smooth,
-           "images_labeled_per_step": batches.n_labeled, "images_pseudo_per_step": batches.n_pseudo,
-           **batches.draws(it)}
+           "images_labeled_per_step": batches.n_labeled * steps,
+           "images_pseudo_per_step": batches.n_pseudo * steps, **batches.draws(it * steps)}
     if pseudo is not None:
         log.update(pseudo.report())
     return log

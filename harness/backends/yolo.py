@@ -269,7 +269,7 @@ class YOLOBackend(Backend):
             self.model.load_state_dict(trainer.ema.ema.float().state_dict())
         self.model.to(self.device).eval()
         loss = sum(float(v) for v in trainer.tloss.values()) if trainer.tloss else None
-        return {"iterations": trainer.batches_done, "epochs": trainer.epoch + 1,
+        return {"iterations": trainer.batches_done // control.accumulate, "epochs": trainer.epoch + 1,
                 "seconds": time.perf_counter() - start, "loss": loss}
 
     def _check_control(self, data: TrainingSet, control: TrainControl) -> None:

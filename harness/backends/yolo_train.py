@@ -154,10 +154,11 @@ def trainer_arguments(control: TrainControl, n_images: int,
     holds batch_labeled images (+ batch_unlabeled when the strategy trains on pseudo labels)
     from the labelled and pseudo-labelled images together, in the harness's ratio in
     expectation only (`stream_copies` lists each stream's images accordingly).
-    Iterations: one iteration is one batch and one optimizer step (the nominal batch size
-    `nbs` is set to the batch, so ultralytics accumulates no gradients); with
-    b = ceil(images / batch) batches an epoch, epochs = ceil(iterations / b) (about
-    iterations * batch / images), and training stops after exactly `iterations` batches,
+    Iterations: one iteration is one optimizer step of `accumulate` batches (the nominal batch
+    size `nbs` is the step's images and ultralytics' batch that over `accumulate`, so it
+    accumulates that many; by default 1: one batch, one step); with b = ceil(images / batch)
+    batches an epoch, epochs = ceil(iterations * accumulate / b), and training stops after
+    exactly `iterations * accumulate` batches,
     part-way through the last epoch when they do not divide evenly.
     Minutes: ultralytics' own `time` budget (hours); it re-plans its epochs after the first.
     Warm-up: warmup_iterations batches, given to ultralytics in epochs (warmup_iterations / b).
@@ -165,10 +166,14 @@ def trainer_arguments(control: TrainControl, n_images: int,
     images, as the harness's other backends draw them.
     Not adjustable: ultralytics clips gradients at norm 10 (TrainControl.grad_clip's default).
     """
-    batch = control.batch_labeled + (control.batch_unlabeled if control.pseudo_stream else 0)
-    if batch < 1:
+    nominal = control.batch_labeled + (control.batch_unlabeled if control.pseudo_stream else 0)
+    if nominal < 1:
         raise ConfigError("the yolo backend needs batch_labeled (+ batch_unlabeled with "
                           "pseudo labels) >= 1")
+    # gradient accumulation: ultralytics' own (its nominal batch `nbs` over the batch it
+    # loads); one harness iteration is then `accumulate` of its batches
+    steps = control.accumulate
+    batch = nominal // steps
     copies = -(-batch // n_images)  # ceil, in integers
     n_images *= copies
     optimizer = (control.optimizer or config.optimizer).lower()
@@ -180,16 +185,16 @@ def trainer_arguments(control: TrainControl, n_images: int,
                           f"(ultralytics' two), not {schedule!r}")
     per_epoch = -(-n_images // batch)  # batches an epoch (ceil, in integers)
     if control.iterations is not None:
-        stop_after, hours = control.iterations, None
-        epochs = max(1, -(-control.iterations // per_epoch))
+        stop_after, hours = control.iterations * steps, None
+        epochs = max(1, -(-stop_after // per_epoch))
     else:  # ultralytics re-plans the epochs from the time of the first one
         epochs, stop_after, hours = 1000, None, control.minutes / 60
     args = {
-        "epochs": epochs, "time": hours, "batch": batch, "nbs": batch, "imgsz": config.imgsz,
+        "epochs": epochs, "time": hours, "batch": batch, "nbs": nominal, "imgsz": config.imgsz,
         "optimizer": OPTIMIZERS[optimizer], "lr0": control.lr or config.lr, "lrf": config.lrf,
         "cos_lr": SCHEDULES[schedule], "momentum": control.momentum,
         "weight_decay": control.weight_decay,
-        "warmup_epochs": control.warmup_iterations / per_epoch,
+        "warmup_epochs": control.warmup_iterations * steps / per_epoch,
         # ultralytics starts bias learning rates at 0.1 for SGD; with AdamW it starts at 0
         "warmup_bias_lr": 0.1 if optimizer == "sgd" else 0.0,
         "fliplr": 0.5 if control.hflip_augment else 0.0,

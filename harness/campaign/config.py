@@ -59,6 +59,9 @@ class RunConfig:
     # draws batch_unlabeled pseudo-stream images on top (docs/pseudo-labels.md: why 8 + 4)
     batch_labeled: int = 8
     batch_unlabeled: int = 4
+    # gradient accumulation: each step's images in this many forward passes (both batch sizes
+    # must divide by it), for a batch that does not fit in a GPU's memory
+    accumulate: int = 1
     # the shorter side images are resized to (None: the backend preset's; the paper: 600 on
     # VOC, 800 on COCO; YOLO letterboxes its longer side to it): Backend.size_overrides
     image_size: int | None = None
@@ -274,6 +277,12 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"{name} must be a positive count, got {value}")
     if cfg.batch_unlabeled < 0:
         raise ConfigError(f"batch_unlabeled must be >= 0, got {cfg.batch_unlabeled}")
+    if cfg.accumulate < 1 or cfg.batch_labeled % cfg.accumulate \
+            or cfg.batch_unlabeled % cfg.accumulate:
+        raise ConfigError(f"accumulate ({cfg.accumulate}) must be >= 1 and divide "
+                          f"batch_labeled ({cfg.batch_labeled}) and batch_unlabeled "
+                          f"({cfg.batch_unlabeled}): each step's images are split evenly "
+                          "into that many forward passes")
     for name in ("train_minutes", "lr"):
         value = getattr(cfg, name)
         if value is not None and not (math.isfinite(value) and value > 0):

@@ -198,7 +198,8 @@ class Campaign:
         iters = c.initial_train_iters if cycle == 0 and c.initial_train_iters else c.train_iters
         return TrainControl(
             iterations=None if c.train_minutes else iters, minutes=c.train_minutes,
-            batch_labeled=c.batch_labeled, batch_unlabeled=c.batch_unlabeled, lr=c.lr,
+            batch_labeled=c.batch_labeled, batch_unlabeled=c.batch_unlabeled,
+            accumulate=c.accumulate, lr=c.lr,
             pseudo_negatives=c.pseudo_negatives, objectives=self.strategy.training_objectives(),
             pseudo_stream=bool(self.strategy.pseudo_labels) and cycle > 0, teacher=c.teacher,
             ema_decay=c.ema_decay, strong_augment=c.strong_augment,
@@ -247,6 +248,8 @@ class Campaign:
             "initial_train_iters", "batch_labeled", "batch_unlabeled", "lr", "threads")}
         if c.image_size:  # absent by default: the models trained before the option keep their key
             key["image_size"] = c.image_size
+        if c.accumulate != 1:  # likewise
+            key["accumulate"] = c.accumulate
         # an oracle that labels the initial set as another does (a person: as the paper's
         # annotator) shares that oracle's model
         key["oracle"] = getattr(self.oracle, "initial_oracle", c.oracle)

@@ -357,3 +357,12 @@ def test_the_cpu_preset_starts_from_the_backbone_pretrained_on_held_out_glyphs(m
         assert torch.equal(model[name], tensor)
     head = [k for k in model if k not in state and model[k].is_floating_point()]
     assert head and all(torch.equal(model[k], scratch[k]) for k in head)  # from scratch
+
+
+def test_gradient_accumulation_is_ultralytics_own():
+    """accumulate K: ultralytics loads batch / K images and accumulates K of them up to its
+    nominal batch; an iteration is still one optimiser step, so K batches each."""
+    step = TrainControl(iterations=20, batch_labeled=4, batch_unlabeled=4, pseudo_stream=True,
+                        accumulate=2)
+    args, stop, copies = trainer_arguments(step, 60, PRESETS["cpu"])
+    assert (args["batch"], args["nbs"], stop, args["epochs"]) == (4, 8, 40, 3)

@@ -140,6 +140,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="labelled images per training step (cpu presets 8, GPU presets 2)")
     p.add_argument("--batch-pseudo", type=int, metavar="N", dest="batch_unlabeled",
                    help="pseudo-stream (or unlabelled) images per step on top (cpu 4, GPU 8)")
+    p.add_argument("--loader-workers", type=int, metavar="N",
+                   help="threads that decode the next images while the model computes (default "
+                        "auto: none on the CPU, up to 8 on a GPU); changes no result")
     p.add_argument("--accumulate", type=int, metavar="K",
                    help="split each step's images into K forward passes and sum their "
                         "gradients (for a batch that does not fit in GPU memory; default 1)")
@@ -221,7 +224,7 @@ RUN_FIELDS = ("dataset", "data_root", "backend", "preset", "weights", "cycles", 
               "charge_initial", "cycle_budget", "budget_unit", "tau", "score_map", "delta_pos", "delta_bg",
               "oracle", "cost_model", "pool_size", "test_size", "train_iters", "train_minutes",
               "initial_train_iters", "threads", "device", "precision", "batch_labeled", "image_size",
-              "accumulate",
+              "accumulate", "loader_workers",
               "batch_unlabeled", "pseudo_negatives", "teacher",
               "ema_decay", "strong_augment", "pseudo_regression", "pseudo_background", "burn_in",
               "partial_stream", "checkpoint_minutes",

@@ -88,6 +88,9 @@ class TrainControl:
     # optimiser step (gradient accumulation: the step's batch when it does not fit in memory);
     # both batch sizes must divide by it
     accumulate: int = 1
+    # threads that decode the images a stream draws next while the model computes (0: the
+    # training thread decodes them); changes no number (harness/backends/image_prefetch.py)
+    loader_workers: int = 0
     # None: the backend preset's choice (cpu: AdamW 2e-3 cosine; paper: SGD 0.02, one step)
     optimizer: str | None = None  # sgd | adamw
     lr: float | None = None
@@ -234,6 +237,9 @@ class Backend:
     ssod_recipe = None
     # where fit and predict compute; `to` changes it
     device = torch.device("cpu")
+    # threads that decode the next batch's images while `predict` computes (the loop sets it
+    # from the run's loader_workers; 0: none)
+    loader_workers: int = 0
     # softmax: a detection's score is close to the probability that it is right (tau means
     # what the paper means); sigmoid: independent class sigmoids, which the run maps tau onto
     # by precision under --score-map auto (harness/campaign/score_threshold.py)

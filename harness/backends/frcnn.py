@@ -247,7 +247,7 @@ class FasterRCNNBackend(Backend):
         self.model.eval()
         parts = predict_in_batches(images, indices, self.config.predict_batch, progress,
                                    lambda batch: self._predict_batch(batch, views, extras),
-                                   self.device)
+                                   self.device, self.loader_workers)
         if not parts:
             return _empty(self.n_classes, views, extras, 0)
         return PoolPredictions.concatenate(parts)

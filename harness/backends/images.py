@@ -27,6 +27,11 @@ class EndlessShuffle:
         out, self._queue = self._queue[:n], self._queue[n:]
         return out
 
+    def peek(self, n: int) -> np.ndarray:
+        """The next n items of the current pass, as far as it holds them, without drawing a
+        random number (what a prefetcher may decode ahead: image_prefetch.py)."""
+        return self._queue[:n].copy()
+
     def state_dict(self) -> dict:
         """Where the passes stand (its generator's state included): an in-cycle checkpoint."""
         return {"queue": self._queue.copy(), "rng": self.rng.bit_generator.state}

@@ -145,7 +145,7 @@ class RetinaNetBackend(Backend):
         self.model.eval()
         parts = predict_in_batches(images, indices, self.config.predict_batch, progress,
                                    lambda batch: self._predict_batch(batch, views, extras),
-                                   self.device)
+                                   self.device, self.loader_workers)
         if not parts:
             return _empty(self.n_classes, views, 0)
         return PoolPredictions.concatenate(parts)

@@ -51,6 +51,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from harness.backends.image_prefetch import prefetch
 from harness.backends.images import EndlessShuffle, TorchStream, image_tensor
 from harness.core.device import model_device, to_device
 from harness.core.errors import ConfigError
@@ -267,7 +268,9 @@ class PseudoStream:
         boxes and its rejected regions, flipped with the image."""
         images, human, static, rejected = [], [], [], []
         empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int8))
-        for i in self.shuffle.take(n):
+        drawn = self.shuffle.take(n)
+        prefetch(self.data.images, self.shuffle.peek(n))  # the next step's, decoded meanwhile
+        for i in drawn:
             img = image_tensor(self.data.images.image(int(i)))
             p = self.position.get(int(i))
             boxes, labels, prov = self.data.targets[p] if p is not None else empty

@@ -24,6 +24,7 @@ import torch
 from torch.profiler import record_function
 
 from harness.backends.base import TrainControl, TrainingSet
+from harness.backends.image_prefetch import PrefetchingImages, prefetch
 from harness.backends.images import EndlessShuffle, TorchStream, image_tensor  # noqa: F401
 from harness.core.device import model_device, to_device
 from harness.core.errors import HarnessError
@@ -190,6 +191,7 @@ class Batches:
         total = 0.0
         if self.n_labeled:
             positions = self.labeled.take(self.n_labeled)
+            prefetch(self.data.images, self.data.index[self.labeled.peek(self.n_labeled)])
             with record_function("train.load_batch"):
                 images, targets = to_device(load_batch(
                     self.data, positions, self.rng, c.hflip_augment, self.to_target), self.device)
@@ -201,6 +203,7 @@ class Batches:
                 total = total + loss
         elif self.n_partial:
             positions = self.partial.take(self.n_partial)
+            prefetch(self.data.images, self.data.index[self.partial.peek(self.n_partial)])
             with record_function("train.load_batch"):
                 images, targets = to_device(load_batch(
                     self.data, positions, self.partial_rng, c.hflip_augment, self.to_target),
@@ -215,6 +218,7 @@ class Batches:
                 total = total + c.unlabeled_loss_weight * loss
         if wants_unlabeled:
             drawn = self.unlabeled.take(c.batch_unlabeled or c.batch_labeled)
+            prefetch(self.data.images, self.unlabeled.peek(c.batch_unlabeled or c.batch_labeled))
             with record_function("train.load_batch"):
                 images = to_device(load_images(self.data, drawn, self.unlabeled_rng,
                                                c.hflip_augment), self.device)
@@ -309,7 +313,8 @@ class FitCheckpoint:
 
         self.path, self.seconds = Path(path), minutes * 60
         settings = {k: v for k, v in asdict(control).items()
-                    if k not in ("progress", "checkpoint_path", "checkpoint_minutes")}
+                    if k not in ("progress", "checkpoint_path", "checkpoint_minutes",
+                                 "loader_workers")}  # none of these changes a number
         h = hashlib.sha256(repr(sorted(settings.items())).encode())
         for array in (data.index, data.labeled, data.human):
             h.update(np.ascontiguousarray(array).tobytes())
@@ -383,6 +388,8 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
     checkpoint = (FitCheckpoint(control.checkpoint_path, control.checkpoint_minutes, model,
                                 data, control)
                   if control.checkpoint_path and control.checkpoint_minutes > 0 else None)
+    if control.loader_workers > 0:  # decode ahead, off this thread (image_prefetch.py)
+        data = replace(data, images=PrefetchingImages(data.images, control.loader_workers))
     torch.manual_seed(control.seed)
     rng = np.random.default_rng(control.seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -454,6 +461,8 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
             bar.set_postfix(loss=f"{smooth:.3f}", refresh=False)
     finally:
         objective.end(model)
+        if isinstance(data.images, PrefetchingImages):
+            data.images.close()
     if checkpoint is not None:
         checkpoint.clear()
     bar.close()
@@ -467,14 +476,23 @@ def train_detector(model: torch.nn.Module, data: TrainingSet, control: TrainCont
 
 
 def predict_in_batches(images, indices, step: int, progress: bool, predict_batch,
-                       device: torch.device | None = None) -> list:
+                       device: torch.device | None = None, workers: int = 0) -> list:
     """`predict_batch(list of image tensors on device)` over images[indices], `step` at a time
-    (all images when indices is None), with a progress bar; the per-batch results in order."""
+    (all images when indices is None), with a progress bar; the per-batch results in order.
+    workers > 0: that many threads decode the next batch while this one is predicted."""
     from harness.core.progress import progress_bar
 
     indices = np.arange(len(images)) if indices is None else np.asarray(indices, np.int64)
+    if workers > 0:
+        images = PrefetchingImages(images, workers)
     parts = []
-    for lo in progress_bar(range(0, len(indices), step), progress, desc="predict", unit="batch"):
-        parts.append(predict_batch(to_device([image_tensor(images.image(int(i)))
-                                              for i in indices[lo:lo + step]], device)))
+    try:
+        for lo in progress_bar(range(0, len(indices), step), progress, desc="predict",
+                               unit="batch"):
+            prefetch(images, indices[lo + step:lo + 2 * step])
+            parts.append(predict_batch(to_device([image_tensor(images.image(int(i)))
+                                                  for i in indices[lo:lo + step]], device)))
+    finally:
+        if workers > 0:
+            images.close()
     return parts

@@ -232,6 +232,14 @@ class YOLOBackend(Backend):
             _load_weights(self.model, _weights_path(self.config.weights, self.config))
         self.model.to(self.device).eval()
 
+    precision = "fp32"
+
+    def set_precision(self, precision: str, strict: bool = True) -> "YOLOBackend":
+        """bf16: ultralytics trains under its own autocast (amp="bf16", which runs no AMP check,
+        so nothing is downloaded) on a GPU; prediction stays float32."""
+        self.precision = precision
+        return self
+
     # -- training ------------------------------------------------------------------------
     def fit(self, data: TrainingSet, control: TrainControl) -> dict:
         from harness.backends.yolo_train import (
@@ -246,6 +254,9 @@ class YOLOBackend(Backend):
         self._check_control(data, control)
         per_image = stream_copies(data, control)
         args, stop_after, copies = trainer_arguments(control, int(per_image.sum()), self.config)
+        if self.precision == "bf16" and self.device.type == "cuda":
+            args["amp"] = "bf16"
+        args["workers"] = control.loader_workers  # ultralytics' DataLoader processes
         if stop_after == 0:
             return {"iterations": 0, "seconds": 0.0, "loss": None}
         start = time.perf_counter()

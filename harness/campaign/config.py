@@ -62,6 +62,9 @@ class RunConfig:
     # gradient accumulation: each step's images in this many forward passes (both batch sizes
     # must divide by it), for a batch that does not fit in a GPU's memory
     accumulate: int = 1
+    # threads that decode the next images while the model computes; None: auto (none on the
+    # CPU, where the cores are busy training; up to 8 on a GPU). Changes no result
+    loader_workers: int | None = None
     # the shorter side images are resized to (None: the backend preset's; the paper: 600 on
     # VOC, 800 on COCO; YOLO letterboxes its longer side to it): Backend.size_overrides
     image_size: int | None = None
@@ -277,6 +280,8 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"{name} must be a positive count, got {value}")
     if cfg.batch_unlabeled < 0:
         raise ConfigError(f"batch_unlabeled must be >= 0, got {cfg.batch_unlabeled}")
+    if cfg.loader_workers is not None and cfg.loader_workers < 0:
+        raise ConfigError(f"loader_workers must be >= 0 (0: none), got {cfg.loader_workers}")
     if cfg.accumulate < 1 or cfg.batch_labeled % cfg.accumulate \
             or cfg.batch_unlabeled % cfg.accumulate:
         raise ConfigError(f"accumulate ({cfg.accumulate}) must be >= 1 and divide "

@@ -102,6 +102,14 @@ CYCLE0_LOG = ("iterations", "seconds", "images_labeled_per_step", "images_pseudo
               "draws_per_partial_image")
 
 
+def loader_workers(wanted: int | None, device: torch.device) -> int:
+    """Decoding threads: as asked, else none on the CPU (its cores train) and up to 8 on a GPU
+    (half this machine's cores, the other half for the training thread and the driver)."""
+    if wanted is not None:
+        return wanted
+    return 0 if device.type == "cpu" else max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
 def starting_weights(cfg: RunConfig):
     """The backend preset's settings and the weights a run starts from: the run's own, else
     the preset's (e.g. paper's "imagenet", cpu's "pretrained"), else None."""
@@ -131,6 +139,8 @@ class Campaign:
     precision: str = "fp32"
     # raw | precision: cfg.score_map resolved for the backend (score_threshold.py)
     score_map: str = "raw"
+    # threads decoding images ahead (cfg.loader_workers resolved for the device)
+    loader_workers: int = 0
 
     @classmethod
     def build(cls, cfg: RunConfig, echo=print, progress=True) -> "Campaign":
@@ -166,23 +176,27 @@ class Campaign:
         budget = cycle_budget(cfg, len(pool), labelled_objects, cost["full_image"])
         camp = cls(cfg, ds, pool, test, strategy, oracle, cost, budget,
                    RunStore(cfg.run_dir()), echo, progress, device, precision,
-                   resolve_score_map(cfg.score_map, backend_cls.score_kind))
+                   resolve_score_map(cfg.score_map, backend_cls.score_kind),
+                   loader_workers(cfg.loader_workers, device))
         backend_cls.check_control(camp.control(1))
         return camp
 
     # -- pieces of a cycle ---------------------------------------------------------------
     def new_backend(self):
         """A fresh backend of the run's settings, on the run's device."""
-        return BACKENDS.get(self.cfg.backend)(len(self.dataset.classes), self.cfg.preset,
-                                              seed=self.cfg.seed, **self._weights()
-                                              ).to(self.device).set_precision(
-            self.precision, strict=self.cfg.precision != "auto")
+        return self._placed(BACKENDS.get(self.cfg.backend)(
+            len(self.dataset.classes), self.cfg.preset, seed=self.cfg.seed, **self._weights()))
 
     def load_backend(self, path):
         """The backend saved at `path` (on whatever device it was trained), on the run's
         device and in the run's precision."""
-        return BACKENDS.get(self.cfg.backend).load(path).to(self.device).set_precision(
+        return self._placed(BACKENDS.get(self.cfg.backend).load(path))
+
+    def _placed(self, backend):
+        backend = backend.to(self.device).set_precision(
             self.precision, strict=self.cfg.precision != "auto")
+        backend.loader_workers = self.loader_workers
+        return backend
 
     def _weights(self) -> dict:
         """The backend preset's fields the run overrides: its weights and its image size."""
@@ -199,7 +213,7 @@ class Campaign:
         return TrainControl(
             iterations=None if c.train_minutes else iters, minutes=c.train_minutes,
             batch_labeled=c.batch_labeled, batch_unlabeled=c.batch_unlabeled,
-            accumulate=c.accumulate, lr=c.lr,
+            accumulate=c.accumulate, loader_workers=self.loader_workers, lr=c.lr,
             pseudo_negatives=c.pseudo_negatives, objectives=self.strategy.training_objectives(),
             pseudo_stream=bool(self.strategy.pseudo_labels) and cycle > 0, teacher=c.teacher,
             ema_decay=c.ema_decay, strong_augment=c.strong_augment,

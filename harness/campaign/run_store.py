@@ -45,7 +45,8 @@ LABEL_FIELDS = ("image", "boxes", "labels", "provenance", "score", "fully_annota
 # options that may differ when a run is resumed (where it lives, not what it computes; and the
 # device: a run preempted on one machine may go on on another, and environment.yaml records
 # each device it computed on, with a warning when it changes)
-RESUMABLE = {"out", "experiment", "data_root", "device", "precision", "checkpoint_minutes"}
+RESUMABLE = {"out", "experiment", "data_root", "device", "precision", "checkpoint_minutes",
+             "loader_workers"}
 # what a run folder saved before an option existed meant by its absence
 BEFORE_THE_OPTION = {"partial_stream": "shared", "score_map": "raw"}
 

@@ -54,16 +54,41 @@ def image_contexts(image, probs, n_images) -> np.ndarray:
     return np.clip(ctx, EPS, 1.0)
 
 
-def class_contexts(image, labels, probs, n_images, n_classes):
-    """-> (N, C, C + 1) per-class entropy-weighted contexts, and (N, C) bool: class present."""
-    w = entropy(probs)[:, None] * probs
-    ctx = np.zeros((n_images, n_classes, probs.shape[1]), np.float64)
-    np.add.at(ctx, (image, labels), w)
-    present = np.zeros((n_images, n_classes), bool)
-    present[image, labels] = True
-    total = ctx.sum(axis=2, keepdims=True)
-    ctx = np.where(total > 0, ctx / np.maximum(total, EPS), 1.0 / probs.shape[1])
-    return np.clip(ctx, EPS, 1.0), present
+class ClassContexts:
+    """The 'per_class' contexts, kept only for the (image, class) pairs an image holds.
+
+    Dense, they are (N, C, C + 1): 6 GB in float64 at COCO scale (118k x 80 x 81), nearly all
+    of it for classes an image does not hold, which no distance ever reads. Here a row per
+    present pair, with the pairs of each class listed together, so a distance to image j
+    visits, class by class, only the images that share that class with j. The arithmetic is
+    the dense form's, term for term and in the same order (the same float64 numbers).
+    """
+
+    def __init__(self, image, labels, probs, n_images: int, n_classes: int):
+        w = entropy(probs)[:, None] * probs
+        pair = np.asarray(image, np.int64) * n_classes + np.asarray(labels, np.int64)
+        pairs, inverse = np.unique(pair, return_inverse=True)  # sorted: by image, then class
+        ctx = np.zeros((len(pairs), probs.shape[1]), np.float64)
+        np.add.at(ctx, inverse, w)
+        total = ctx.sum(axis=1, keepdims=True)
+        self.ctx = np.clip(np.where(total > 0, ctx / np.maximum(total, EPS),
+                                    1.0 / probs.shape[1]), EPS, 1.0)
+        self.image, self.cls, self.n_images = pairs // n_classes, pairs % n_classes, n_images
+        self.image_rows = np.searchsorted(self.image, np.arange(n_images + 1))
+        self.by_class = np.argsort(self.cls, kind="stable")  # rows of class c, by image
+        self.class_rows = np.searchsorted(self.cls[self.by_class], np.arange(n_classes + 1))
+
+    def distance_to(self, j: int) -> np.ndarray:
+        """(N,) mean symmetric KL over the classes each image shares with image j; 0 where it
+        shares none."""
+        total, shared = np.zeros(self.n_images), np.zeros(self.n_images)
+        for row in range(self.image_rows[j], self.image_rows[j + 1]):  # j's classes, ascending
+            c = self.cls[row]
+            members = self.by_class[self.class_rows[c]:self.class_rows[c + 1]]
+            sym = symmetric_kl(self.ctx[members], self.ctx[row][None])
+            total[self.image[members]] += sym
+            shared[self.image[members]] += 1
+        return total / np.maximum(shared, 1)
 
 
 def symmetric_kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -84,17 +109,6 @@ class ImageDistances:
     def __call__(self, j: int) -> np.ndarray:
         cross = self.p @ self.log_p[j] + self.log_p @ self.p[j]
         return np.maximum(0.5 * (self.self_term + self.self_term[j] - cross), 0.0)
-
-
-def class_distance_to(ctx, present, j) -> np.ndarray:
-    """(N,) mean symmetric KL over the classes each image shares with image j; 0 where it
-    shares none ('per_class' contexts)."""
-    classes = np.nonzero(present[j])[0]
-    if len(classes) == 0:
-        return np.zeros(len(ctx))
-    both = present[:, classes]
-    sym = symmetric_kl(ctx[:, classes], ctx[j, classes][None])
-    return (sym * both).sum(axis=1) / np.maximum(both.sum(axis=1), 1)
 
 
 def k_center(distance_to, n_images: int, centers: np.ndarray, candidates: np.ndarray,
@@ -135,9 +149,8 @@ class ContextualDiversity(Strategy):
         if self.context == "image":
             distance_to = ImageDistances(image_contexts(image, probs, preds.n_images))
         elif self.context == "per_class":
-            ctx, present = class_contexts(image, preds.labels[keep], probs, preds.n_images,
-                                          preds.n_classes)
-            distance_to = lambda j: class_distance_to(ctx, present, j)  # noqa: E731
+            distance_to = ClassContexts(image, preds.labels[keep], probs, preds.n_images,
+                                        preds.n_classes).distance_to
         else:
             raise ConfigError(f"cdal: context must be image or per_class, got {self.context!r}")
         labelled = np.nonzero(state.labels.labeled_cycle >= 0)[0]

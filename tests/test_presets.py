@@ -103,7 +103,20 @@ def test_the_regimes_are_presets_and_the_calibrated_one_is_the_default():
         ("digits:hard", "cpu-scratch", 500)
 
 
-def test_reproduce_regime_runs_both_regimes_and_draws_the_advantage(tmp_path):
+def test_reproduce_regime_runs_both_regimes_and_draws_the_advantage(tmp_path, monkeypatch):
+    """The grid itself is run by the executors (tested in tests/test_executors.py and by the
+    table2 test above); here its runs are hand-made run folders, written where the configs say,
+    so the study's configs, folders, figure and table are checked without training."""
+    import harness.cli as cli
+    from tests.reports.test_regime_map import write
+
+    def fake_grid(args, configs):
+        for cfg in configs:
+            write(cfg, {"delr": 0.62, "ssod": 0.60}.get(cfg.strategy, 0.61) + (
+                0.02 if cfg.experiment == "calibrated" else 0.0))
+        return None, []
+
+    monkeypatch.setattr(cli, "_run_grid", fake_grid)
     out = tmp_path / "runs"
     assert main(["reproduce", "regime", "--out", str(out), *TINY]) == 0
     root = out / "regime-digits"  # the embedded data, whatever --dataset says

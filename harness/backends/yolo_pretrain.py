@@ -159,7 +159,7 @@ def pretrain_yolo(recipe: YoloPretrainRecipe, echo: Callable[[str], None] = prin
         with torch.inference_mode():
             pred = torch.cat([model(_as_input(held_x[i : i + 250])).argmax(1)
                               for i in range(0, len(held_x), 250)])
-        accuracy = float((pred.numpy() == held_y).mean())
+        accuracy = float((pred.cpu().numpy() == held_y).mean())
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - t0

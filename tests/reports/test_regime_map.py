@@ -27,7 +27,7 @@ def write(cfg, ap1: float) -> None:
     (d / "state").mkdir(parents=True)
     (d / "config.yaml").write_text(yaml.safe_dump({**cfg.as_dict(), "cycles": 1}))
     n = NOISE[cfg.seed]
-    rows = [row(0, 1.0, 0.5 + n, pseudo=(100, 0.4 + cfg.initial_train_iters / 1000, 0.3, 0.1,
+    rows = [row(0, 1.0, 0.5 + n, pseudo=(100, 0.4 + (cfg.initial_train_iters or 150) / 1000, 0.3, 0.1,
                                           0.9, 0.5, 0.1)), row(1, 1.5, ap1 + n)]
     for r in rows:
         r["pseudo_recall"] = 0.2
